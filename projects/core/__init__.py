@@ -1,0 +1,1 @@
+"""Shared core: config/CLI, tracking, registry, checkpoints, data, models, optimisers, training loop."""

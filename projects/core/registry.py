@@ -1,0 +1,81 @@
+"""Model registry: log the final model, register it, and move ``champion`` only when it is better."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from projects.core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+# Explicit requirements skip MLflow's slow import-based inference; the project env is the real spec.
+PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}", "torchvision", "timm", "numpy"]
+
+
+def champion_value(name: str, metric: str) -> float | None:
+    """The metric recorded on the current champion version, or None if there is none."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    value = version.tags.get(metric)
+    return float(value) if value is not None else None
+
+
+def promote_if_better(
+    name: str, version: str | int, metric: str, value: float, greater_is_better: bool = True
+) -> bool:
+    """Tag ``version`` with its metric and give it ``champion`` if it beats the current champion."""
+    client = MlflowClient()
+    client.set_model_version_tag(name, str(version), metric, repr(float(value)))
+    current = champion_value(name, metric)
+    better = current is None or (value > current if greater_is_better else value < current)
+    if better:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+        client.set_registered_model_tag(name, "champion_metric", metric)
+    log.info(
+        "registered %s v%s (%s=%.4f); champion %s (previous %s)",
+        name, version, metric, value, "moved here" if better else "kept", current,
+    )
+    return better
+
+
+def log_and_register(
+    model: torch.nn.Module,
+    name: str,
+    metric: str,
+    value: float,
+    input_example: np.ndarray,
+    greater_is_better: bool = True,
+) -> str:
+    """Log ``model`` in the active run as an MLflow model, register it under ``name``; return the version."""
+    model = model.eval().cpu()
+    info = mlflow.pytorch.log_model(
+        model,
+        name="model",
+        input_example=input_example,
+        registered_model_name=name,
+        pip_requirements=PIP_REQUIREMENTS,
+        serialization_format="pickle",  # a trainable nn.Module comes back (pt2 gives an exported graph)
+    )
+    version = str(info.registered_model_version)
+    promote_if_better(name, version, metric, value, greater_is_better)
+    return version
+
+
+def load_model(uri: str, map_location: str | torch.device = "cpu") -> Any:
+    """Load a ``models:/`` or ``runs:/`` PyTorch model; one clear error if the URI does not resolve."""
+    try:
+        return mlflow.pytorch.load_model(uri, map_location=map_location)
+    except (MlflowException, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"model URI {uri!r} does not resolve: {first_line}") from None

@@ -1,0 +1,206 @@
+"""MLflow tracking: default store, one context manager per run, run metadata and resumption.
+
+Default store: ``sqlite:///mlflow.db`` with artifacts under ``./mlruns`` (MLflow 3's embedded default);
+``MLFLOW_TRACKING_URI`` (e.g. ``http://host:5000``) overrides it, ``MLFLOW_EXPERIMENT_NAME`` picks the
+experiment. Under ``mlflow run`` the launcher's run (``MLFLOW_RUN_ID``) is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from optuna.exceptions import TrialPruned
+
+from projects.core.config import run_key, to_params
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+CHECKPOINT_ROOT_ENV = "PROJECTS_CHECKPOINT_DIR"
+RUN_KEY_TAG = "projects.run_key"
+ENTRY_POINT_TAG = "projects.entry_point"
+TRACKED_PACKAGES = ("torch", "torchvision", "mlflow", "optuna", "timm", "albumentations", "numpy", "nerfstudio")
+RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+
+
+def configure_tracking() -> str:
+    """Point MLflow at ``MLFLOW_TRACKING_URI`` or the embedded SQLite default; return the URI."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    """sha256 over shapes, dtypes and bytes: identifies exactly the data a run saw."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def log_dataset(images: np.ndarray, labels: np.ndarray, name: str, source: str, context: str) -> str:
+    """Log a dataset as an MLflow input (``mlflow.log_input``) whose digest is our fingerprint."""
+    from mlflow.data.numpy_dataset import NumpyDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    digest = fingerprint_arrays(images, labels)
+    dataset = NumpyDataset(
+        features=images[:1], targets=labels[:1], source=LocalArtifactDatasetSource(source), name=name, digest=digest
+    )
+    mlflow.log_input(dataset, context=context)
+    mlflow.set_tag(f"data.{context}.fingerprint", digest)
+    mlflow.set_tag(f"data.{context}.size", str(len(labels)))
+    return digest
+
+
+def checkpoint_dir(run_id: str) -> Path:
+    return Path(os.environ.get(CHECKPOINT_ROOT_ENV, "checkpoints")) / run_id
+
+
+@dataclass
+class TrackedRun:
+    run_id: str
+    resumed: bool
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return checkpoint_dir(self.run_id)
+
+
+def find_resumable_run(key: str, parent_run_id: str | None) -> str | None:
+    """The newest unfinished run with this run key (and parent) that left a checkpoint."""
+    client = MlflowClient()
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    query = f"tags.`{RUN_KEY_TAG}` = '{key}'"
+    if parent_run_id:
+        query += f" AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    for run in client.search_runs(experiment_ids, query, order_by=["attributes.start_time DESC"], max_results=20):
+        if run.info.status not in RESUMABLE_STATUSES or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
+            continue
+        if (checkpoint_dir(run.info.run_id) / "last.pt").exists() or _remote_checkpoint(client, run.info.run_id):
+            return run.info.run_id
+    return None
+
+
+def _remote_checkpoint(client: MlflowClient, run_id: str) -> bool:
+    try:
+        return any(f.path.endswith("last.pt") for f in client.list_artifacts(run_id, "checkpoints"))
+    except Exception:  # an unreachable artifact store means: nothing to resume from
+        return False
+
+
+def _retire_launcher_run(launcher_id: str, resumed_id: str) -> None:
+    """``mlflow run`` made an empty run; we continue ``resumed_id`` instead, so close and hide it."""
+    client = MlflowClient()
+    client.set_tag(launcher_id, "projects.resumed_into", resumed_id)
+    client.set_terminated(launcher_id, "FINISHED")
+    client.delete_run(launcher_id)
+    os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def _status_for(exc: BaseException) -> str:
+    if isinstance(exc, (KeyboardInterrupt, TrialPruned)):
+        return RunStatus.to_string(RunStatus.KILLED)
+    return RunStatus.to_string(RunStatus.FAILED)
+
+
+@contextmanager
+def tracked_run(
+    config: Any,
+    entry_point: str,
+    *,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: dict[str, str] | None = None,
+    device: torch.device | str = "cpu",
+) -> Iterator[TrackedRun]:
+    """Start (or resume) an MLflow run for ``config``; end it FINISHED, FAILED or KILLED.
+
+    A re-run of a config whose earlier run was interrupted continues that run (same run id, same
+    checkpoint directory) unless ``config.resume`` is false.
+    """
+    configure_tracking()
+    key = run_key(config, entry_point)
+    parent = mlflow.active_run().info.run_id if nested and mlflow.active_run() else None
+    resume_id = find_resumable_run(key, parent) if getattr(config, "resume", True) else None
+    launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
+    if resume_id and launcher:
+        _retire_launcher_run(launcher, resume_id)
+    active = mlflow.start_run(run_id=resume_id, run_name=None if resume_id else run_name, nested=nested)
+    run_id = active.info.run_id
+    try:
+        if resume_id:
+            mlflow.set_tag("projects.resumed", "true")
+        else:
+            mlflow.log_params(to_params(config))
+            system_tags = {
+                RUN_KEY_TAG: key,
+                ENTRY_POINT_TAG: entry_point,
+                "device": device_name(device),
+                "seed": str(getattr(config, "seed", "")),
+                **{f"versions.{k}": v for k, v in package_versions().items()},
+                **(tags or {}),
+            }
+            commit = git_commit()
+            if commit:
+                system_tags.setdefault("mlflow.source.git.commit", commit)
+            mlflow.set_tags(system_tags)
+        yield TrackedRun(run_id=run_id, resumed=resume_id is not None)
+    except BaseException as exc:
+        mlflow.end_run(_status_for(exc))
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def log_figure_html(figure: Any, artifact_file: str) -> None:
+    """Log a plotly figure as a self-contained HTML artifact (plotly.js embedded: opens offline)."""
+    mlflow.log_text(figure.to_html(include_plotlyjs=True, full_html=True), artifact_file)
+
+
+def log_table(rows: list[dict[str, Any]], artifact_file: str) -> None:
+    """Log rows as a table artifact (MLflow's JSON table format, shown in the UI)."""
+    import pandas as pd
+
+    mlflow.log_table(pd.DataFrame(rows), artifact_file)

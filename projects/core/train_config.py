@@ -1,0 +1,38 @@
+"""Parameters every training entry point shares; studies subclass and override defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from projects.core.config import check, check_positive, param, validate_choices
+from projects.core.data import DATASETS
+from projects.core.loop import DEVICES, PRECISIONS
+from projects.core.optim import OPTIMIZERS
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = param("cifar100", "dataset to train on", DATASETS)
+    data_dir: str = param("data", "folder holding (or receiving) the torchvision dataset files")
+    download: bool = param(True, "download the dataset into data_dir when it is missing")
+    epochs: int = param(100, "training epochs")
+    batch_size: int = param(256, "images per step")
+    optimizer: str = param("adamw", "optimiser (timm's factory)", OPTIMIZERS)
+    lr: float = param(1e-3, "peak learning rate (after warmup)")
+    weight_decay: float = param(0.05, "decoupled weight decay (AdamW) or L2 (SGD/LARS)")
+    momentum: float = param(0.9, "momentum for sgd/lars")
+    warmup_epochs: float = param(5.0, "linear warmup epochs before cosine decay")
+    seed: int = param(0, "random seed (data subset, init, shuffling)")
+    device: str = param("auto", "auto picks cuda when available", DEVICES)
+    precision: str = param("auto", "auto = fp16 AMP on CUDA, fp32 on CPU; bf16 autocast on either", PRECISIONS)
+    num_workers: int = param(2, "DataLoader worker processes")
+    resume: bool = param(True, "continue an interrupted run with the same parameters")
+    register: bool = param(True, "log the final model and register it in the MLflow model registry")
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
+        check_positive(self, "epochs", "batch_size", "lr")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
