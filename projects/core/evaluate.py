@@ -18,7 +18,9 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: Iterable, device: torch.device, prefix: str = "val") -> dict[str, float]:
+def validate(
+    model: nn.Module, loader: Iterable, device: torch.device, prefix: str = "val"
+) -> dict[str, float]:
     """Mean cross-entropy, top-1 and top-5 accuracy (in %) of a classifier over ``loader``."""
     model.eval()
     loss_sum, n, correct1, correct5 = 0.0, 0, 0, 0
@@ -29,11 +31,17 @@ def validate(model: nn.Module, loader: Iterable, device: torch.device, prefix: s
         c1, c5 = topk_correct(logits, labels)
         correct1, correct5, n = correct1 + c1, correct5 + c5, n + len(labels)
     n = max(n, 1)
-    return {f"{prefix}_loss": loss_sum / n, f"{prefix}_top1": 100.0 * correct1 / n, f"{prefix}_top5": 100.0 * correct5 / n}
+    return {
+        f"{prefix}_loss": loss_sum / n,
+        f"{prefix}_top1": 100.0 * correct1 / n,
+        f"{prefix}_top5": 100.0 * correct5 / n,
+    }
 
 
 @torch.no_grad()
-def extract_features(encoder: nn.Module, loader: Iterable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    encoder: nn.Module, loader: Iterable, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder outputs (float32, on CPU) and labels for a whole loader."""
     encoder.eval()
     feats, labels = [], []

@@ -141,7 +141,10 @@ class Trainer:
         total_loss, total_images, steps = 0.0, 0, 0
         pending = torch.zeros((), device=self.device)
         bar = tqdm(
-            self.train_loader, desc=f"epoch {self.epoch + 1}/{self.epochs}", leave=False, disable=not self.progress
+            self.train_loader,
+            desc=f"epoch {self.epoch + 1}/{self.epochs}",
+            leave=False,
+            disable=not self.progress,
         )
         start = time.perf_counter()
         for batch in bar:
@@ -201,7 +204,9 @@ class Trainer:
         return logs
 
 
-def make_loader(dataset: Any, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False, seed: int = 0):
+def make_loader(
+    dataset: Any, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False, seed: int = 0
+):
     """A DataLoader with a seeded shuffle and persistent workers."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(

@@ -44,7 +44,12 @@ def promote_if_better(
         client.set_registered_model_tag(name, "champion_metric", metric)
     log.info(
         "registered %s v%s (%s=%.4f); champion %s (previous %s)",
-        name, version, metric, value, "moved here" if better else "kept", current,
+        name,
+        version,
+        metric,
+        value,
+        "moved here" if better else "kept",
+        current,
     )
     return better
 

@@ -9,8 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 CLASSES = (
-    "disc", "square", "triangle", "ring", "cross",
-    "h_stripes", "v_stripes", "checker", "diagonal", "dots",
+    "disc",
+    "square",
+    "triangle",
+    "ring",
+    "cross",
+    "h_stripes",
+    "v_stripes",
+    "checker",
+    "diagonal",
+    "dots",
 )
 SIZE = 32
 

@@ -31,7 +31,16 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHECKPOINT_ROOT_ENV = "PROJECTS_CHECKPOINT_DIR"
 RUN_KEY_TAG = "projects.run_key"
 ENTRY_POINT_TAG = "projects.entry_point"
-TRACKED_PACKAGES = ("torch", "torchvision", "mlflow", "optuna", "timm", "albumentations", "numpy", "nerfstudio")
+TRACKED_PACKAGES = (
+    "torch",
+    "torchvision",
+    "mlflow",
+    "optuna",
+    "timm",
+    "albumentations",
+    "numpy",
+    "nerfstudio",
+)
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
 
 
@@ -86,7 +95,11 @@ def log_dataset(images: np.ndarray, labels: np.ndarray, name: str, source: str, 
 
     digest = fingerprint_arrays(images, labels)
     dataset = NumpyDataset(
-        features=images[:1], targets=labels[:1], source=LocalArtifactDatasetSource(source), name=name, digest=digest
+        features=images[:1],
+        targets=labels[:1],
+        source=LocalArtifactDatasetSource(source),
+        name=name,
+        digest=digest,
     )
     mlflow.log_input(dataset, context=context)
     mlflow.set_tag(f"data.{context}.fingerprint", digest)
@@ -115,10 +128,14 @@ def find_resumable_run(key: str, parent_run_id: str | None) -> str | None:
     query = f"tags.`{RUN_KEY_TAG}` = '{key}'"
     if parent_run_id:
         query += f" AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
-    for run in client.search_runs(experiment_ids, query, order_by=["attributes.start_time DESC"], max_results=20):
+    for run in client.search_runs(
+        experiment_ids, query, order_by=["attributes.start_time DESC"], max_results=20
+    ):
         if run.info.status not in RESUMABLE_STATUSES or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
             continue
-        if (checkpoint_dir(run.info.run_id) / "last.pt").exists() or _remote_checkpoint(client, run.info.run_id):
+        if (checkpoint_dir(run.info.run_id) / "last.pt").exists() or _remote_checkpoint(
+            client, run.info.run_id
+        ):
             return run.info.run_id
     return None
 
@@ -137,6 +154,10 @@ def _retire_launcher_run(launcher_id: str, resumed_id: str) -> None:
     client.set_terminated(launcher_id, "FINISHED")
     client.delete_run(launcher_id)
     os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def _param_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _status_for(exc: BaseException) -> str:
@@ -173,7 +194,9 @@ def tracked_run(
         if resume_id:
             mlflow.set_tag("projects.resumed", "true")
         else:
-            mlflow.log_params(to_params(config))
+            # `mlflow run` already logged the -P values as typed by the user ("1e-3"); add the rest.
+            logged = MlflowClient().get_run(run_id).data.params
+            mlflow.log_params({k: _param_text(v) for k, v in to_params(config).items() if k not in logged})
             system_tags = {
                 RUN_KEY_TAG: key,
                 ENTRY_POINT_TAG: entry_point,

@@ -24,7 +24,9 @@ class TrainConfig:
     warmup_epochs: float = param(5.0, "linear warmup epochs before cosine decay")
     seed: int = param(0, "random seed (data subset, init, shuffling)")
     device: str = param("auto", "auto picks cuda when available", DEVICES)
-    precision: str = param("auto", "auto = fp16 AMP on CUDA, fp32 on CPU; bf16 autocast on either", PRECISIONS)
+    precision: str = param(
+        "auto", "auto = fp16 AMP on CUDA, fp32 on CPU; bf16 autocast on either", PRECISIONS
+    )
     num_workers: int = param(2, "DataLoader worker processes")
     resume: bool = param(True, "continue an interrupted run with the same parameters")
     register: bool = param(True, "log the final model and register it in the MLflow model registry")

@@ -18,7 +18,9 @@ def standard_train_transform(dataset: str, image_size: int) -> A.Compose:
     pad = image_size // 8
     return A.Compose(
         [
-            A.PadIfNeeded(image_size + 2 * pad, image_size + 2 * pad, border_mode=4),  # cv2.BORDER_REFLECT_101
+            A.PadIfNeeded(
+                image_size + 2 * pad, image_size + 2 * pad, border_mode=4
+            ),  # cv2.BORDER_REFLECT_101
             A.RandomCrop(image_size, image_size),
             A.HorizontalFlip(p=0.5),
             normalize(dataset),

@@ -1,0 +1,141 @@
+"""``linear_eval``: the linear classification protocol with a frozen encoder.
+
+Features of the (un-augmented) train and test images are computed once; a linear classifier is then
+trained on them, which takes seconds per epoch. Top-1/top-5 on the test split are the result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mlflow
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from projects.core.callbacks import Checkpointer, MLflowLogger
+from projects.core.classification import split_train_val
+from projects.core.config import check, param
+from projects.core.data import IMAGE_SIZE, NUM_CLASSES, ArrayDataset, load_split, stratified_fraction
+from projects.core.entry import main
+from projects.core.evaluate import extract_features, validate
+from projects.core.loop import Callback, Trainer, make_loader, resolve_device
+from projects.core.optim import create_optimizer, create_scheduler
+from projects.core.tracking import log_dataset, tracked_run
+from projects.core.train_config import TrainConfig
+from projects.core.transforms import ImageOnly, eval_transform
+from projects.ssl.encoders import freeze, load_encoder
+from projects.ssl.eval_config import EncoderParams, logged_protocol
+
+
+@dataclass
+class Config(EncoderParams, TrainConfig):
+    protocol: str = param("linear", "evaluation protocol (fixed for this entry point; logged)", ("linear",))
+    dataset: str = param(
+        "cifar100", "labelled dataset of the probe", ("cifar10", "cifar100", "stl10", "synthetic")
+    )
+    fraction: float = param(1.0, "seeded, class-stratified share of the labelled training split")
+    image_size: int = param(0, "resize inputs to this side (0 = native), e.g. for ImageNet-stem encoders")
+    val_fraction: float = param(0.1, "share of the training split held out for per-epoch validation")
+    epochs: int = param(100, "epochs of the linear classifier")
+    batch_size: int = param(256, "feature vectors per step")
+    lr: float = param(1e-3, "peak learning rate")
+    weight_decay: float = param(0.0, "weight decay of the linear classifier")
+    warmup_epochs: float = param(0.0, "warmup epochs")
+    register: bool = param(False, "register encoder + linear head as a classifier")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_encoder()
+        check(0 < self.fraction <= 1, f"fraction must be in (0, 1], got {self.fraction}")
+        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
+
+
+def linear_step(model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, int]:
+    features, labels = (t.to(device) for t in batch)
+    return F.cross_entropy(model(features), labels), len(labels)
+
+
+def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False) -> dict[str, float]:
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    encoder = freeze(load_encoder(cfg.encoder, cfg.arch, cfg.stem, cfg.weights_path)).to(
+        device
+    )  # before any data
+    native = IMAGE_SIZE[cfg.dataset]
+    full = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download)
+    test = load_split(cfg.dataset, "test", cfg.data_dir, cfg.download)
+    train, val = split_train_val(full, cfg.val_fraction, cfg.seed)
+    train = stratified_fraction(train, cfg.fraction, cfg.seed)
+    plain = ImageOnly(eval_transform(cfg.dataset, cfg.image_size or native, native))
+    run_name = f"linear-{cfg.encoder.split('/')[-1] if '/' in cfg.encoder else cfg.encoder}-{cfg.dataset}"
+    tags = logged_protocol("linear", cfg.encoder)
+    with tracked_run(cfg, "linear_eval", run_name=run_name, nested=nested, tags=tags, device=device) as tr:
+        log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
+        log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
+        start = time.perf_counter()
+        feats = {}
+        for name, split in (("train", train), ("val", val), ("test", test)):
+            loader = make_loader(ArrayDataset(split, plain), 256, False, cfg.num_workers)
+            feats[name] = extract_features(encoder, loader, device)
+        mlflow.log_metric("feature_time_s", time.perf_counter() - start)
+        # Standardise with training statistics: one lr then suits every encoder's feature scale.
+        mean, std = feats["train"][0].mean(0), feats["train"][0].std(0).clamp_min(1e-6)
+        loaders = {
+            name: make_loader(
+                TensorDataset((x - mean) / std, y), cfg.batch_size, name == "train", 0, seed=cfg.seed
+            )
+            for name, (x, y) in feats.items()
+        }
+        head = nn.Linear(feats["train"][0].shape[1], NUM_CLASSES[cfg.dataset])
+        optimizer = create_optimizer(head, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        scheduler = create_scheduler(optimizer, cfg.epochs, len(loaders["train"]), cfg.warmup_epochs)
+        trainer = Trainer(
+            head,
+            optimizer,
+            loaders["train"],
+            linear_step,
+            epochs=cfg.epochs,
+            scheduler=scheduler,
+            evaluate=lambda m: validate(m, loaders["val"], device),
+            callbacks=[
+                MLflowLogger(tr.run_id),
+                Checkpointer(tr.checkpoint_dir, resumed=tr.resumed),
+                *callbacks,
+            ],
+            device=device,
+            precision="fp32",
+            monitor="val_top1",
+            progress=False,
+        )
+        logs = trainer.fit()
+        final = {**logs, **validate(head, loaders["test"], device, prefix="test")}
+        mlflow.log_metrics({k: final[k] for k in ("test_top1", "test_top5", "test_loss")})
+        if cfg.register:
+            import numpy as np
+
+            from projects.core.registry import log_and_register
+
+            classifier = nn.Sequential(encoder, Standardize(mean, std), head)
+            size = cfg.image_size or native
+            example = np.zeros((1, 3, size, size), dtype=np.float32)
+            log_and_register(classifier, f"linear-{cfg.arch}", "test_top1", final["test_top1"], example)
+        return final
+
+
+class Standardize(nn.Module):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+if __name__ == "__main__":
+    main(Config, run)

@@ -1,0 +1,132 @@
+"""End to end through `mlflow run . --env-manager local`, as a user runs it (tiny settings)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import PYTHON, REPO
+
+TINY_SIMCLR = {
+    "dataset": "synthetic", "fraction": "0.04", "epochs": "2", "batch_size": "32", "knn_bank": "200",
+    "warmup_epochs": "0", "num_workers": "0", "val_fraction": "0.05",
+}
+
+
+def mlflow_run(entry: str, params: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [str(Path(PYTHON).parent / "mlflow"), "run", str(REPO), "-e", entry, "--env-manager", "local"]
+    for key, value in params.items():
+        cmd += ["-P", f"{key}={value}"]
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def runs(filter_string: str = "") -> list:
+    return mlflow.search_runs(search_all_experiments=True, filter_string=filter_string, output_format="list")
+
+
+def test_simclr_then_linear_eval_on_the_champion():
+    mlflow_run("simclr", TINY_SIMCLR)
+    (run,) = runs("tags.`projects.entry_point` = 'simclr'")
+    client = MlflowClient()
+    assert run.info.status == "FINISHED"
+    assert run.data.params["temperature"] == "0.5" and run.data.params["dataset"] == "synthetic"
+    assert len(client.get_metric_history(run.info.run_id, "knn_top1")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
+    assert run.data.tags["data.train.fingerprint"] and run.data.tags["mlflow.source.git.commit"]
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")}
+    assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
+    champion = client.get_model_version_by_alias("simclr-resnet18", "champion")
+    assert champion.run_id == run.info.run_id
+
+    mlflow_run("linear_eval", {"encoder": "models:/simclr-resnet18@champion", "dataset": "synthetic",
+                               "fraction": "0.1", "epochs": "3", "num_workers": "0"})
+    (probe,) = runs("tags.`projects.entry_point` = 'linear_eval'")
+    assert probe.info.status == "FINISHED" and probe.data.params["protocol"] == "linear"
+    assert 10.0 < probe.data.metrics["test_top1"] <= 100.0  # 10 classes: above chance
+
+
+def test_interrupted_run_resumes_the_same_mlflow_run(monkeypatch):
+    from projects.core.config import from_dict
+    from projects.core.loop import Callback
+    from projects.ssl import simclr
+
+    cfg = from_dict(simclr.Config, {**TINY_SIMCLR, "epochs": "3", "register": "false"})
+
+    class CtrlCAtEpoch2(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        simclr.run(cfg, callbacks=[CtrlCAtEpoch2()])
+    (killed,) = runs()
+    assert killed.info.status == "KILLED"
+
+    simclr.run(cfg)
+    (resumed,) = runs()
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    history = MlflowClient().get_metric_history(resumed.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]  # epochs 1-2 before, only 3 after
+
+
+def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
+    import torch
+
+    from projects.core.models import create_model
+
+    # Stand-in "ImageNet weights" in torchvision's file format, passed as weights_path (offline here).
+    weights = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(create_model("resnet18", num_classes=1000, stem="imagenet").state_dict(), weights)
+    mlflow_run("ssl_study", {
+        "pretrain_datasets": "synthetic", "fractions": "0.02,0.04", "eval_dataset": "synthetic",
+        "pretrain_epochs": "1", "eval_epochs": "2", "supervised_epochs": "1", "eval_fraction": "0.04",
+        "batch_size": "32", "knn_bank": "100", "num_workers": "0", "weights_path": str(weights),
+    })
+    (parent,) = runs("tags.`projects.entry_point` = 'ssl_study'")
+    assert parent.info.status == "FINISHED"
+    children = runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    kinds = sorted(c.data.tags["projects.entry_point"] for c in children)
+    assert kinds == ["linear_eval"] * 4 + ["simclr"] * 2 + ["supervised"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    files = {f.path for f in MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"ssl_study.html", "ssl_study_table.json"} <= files
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("projects.ssl.simclr", ["--temperature", "0"], "temperature must be > 0"),
+        ("projects.ssl.simclr", ["--dataset", "mnist"], "dataset='mnist' is not allowed"),
+        ("projects.ssl.simclr", ["--fraction", "2"], "fraction must be in (0, 1]"),
+        ("projects.ssl.linear_eval", ["--encoder", "models:/nope@champion", "--dataset", "synthetic"], "does not resolve"),
+        ("projects.ssl.linear_eval", ["--encoder", "not-a-thing"], "is not random, imagenet"),
+        ("projects.ssl.finetune", ["--encoder", "imagenet", "--dataset", "synthetic"], "ImageNet weights"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run_left_running(tmp_path, module, argv, message):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
+    result = subprocess.run([PYTHON, "-m", module, *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert not [r for r in runs() if r.info.status == "RUNNING"]
+
+
+def test_checkpoint_that_is_not_one_is_refused(tmp_path):
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_text("not a checkpoint")
+    result = subprocess.run(
+        [PYTHON, "-m", "projects.ssl.linear_eval", "--encoder", str(bogus)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "is not a torch checkpoint" in result.stderr

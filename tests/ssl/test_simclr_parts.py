@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import torch
+
+from projects.core.models import create_model
+from projects.ssl.heads import create_head
+from projects.ssl.model import SimCLRModel
+from projects.ssl.views import TwoViews, simclr_augmentation
+
+
+@pytest.mark.parametrize(("kind", "out"), [("none", 512), ("mlp", 128), ("mlp_bn", 64)])
+def test_projection_heads(kind, out):
+    head = create_head(kind, 512, out_dim=out)
+    assert head(torch.randn(4, 512)).shape == (4, out)
+
+
+def test_two_views_differ_and_ablations_switch_steps_off():
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    v1, v2 = TwoViews(simclr_augmentation("cifar10", 32))(image)
+    assert v1.shape == (3, 32, 32) and not torch.equal(v1, v2)
+    names = [type(t).__name__ for t in simclr_augmentation("cifar10", 32, blur=True).transforms]
+    assert {"RandomResizedCrop", "HorizontalFlip", "ColorJitter", "ToGray", "GaussianBlur"} <= set(names)
+    off = simclr_augmentation("cifar10", 32, flip=False, color_jitter=0, grayscale=False, blur=False)
+    assert [type(t).__name__ for t in off.transforms][:1] == ["RandomResizedCrop"]
+    assert not {"HorizontalFlip", "ColorJitter", "ToGray", "GaussianBlur"} & {type(t).__name__ for t in off.transforms}
+
+
+def test_cifar_and_imagenet_stems():
+    cifar = create_model("resnet18", stem="cifar")
+    imagenet = create_model("resnet18", stem="imagenet")
+    x = torch.randn(2, 3, 32, 32)
+    assert cifar.conv1.stride == (1, 1) and isinstance(cifar.maxpool, torch.nn.Identity)
+    assert imagenet.conv1.stride == (2, 2)
+    assert SimCLRModel(cifar)(x).shape == (2, 128) and imagenet(x).shape == (2, 512)
