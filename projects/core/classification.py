@@ -22,7 +22,14 @@ from torch import nn
 
 from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.config import check, check_choice, param
-from projects.core.data import IMAGE_SIZE, NUM_CLASSES, ArrayDataset, ImageArrays, load_split, stratified_fraction
+from projects.core.data import (
+    IMAGE_SIZE,
+    NUM_CLASSES,
+    ArrayDataset,
+    ImageArrays,
+    load_split,
+    stratified_fraction,
+)
 from projects.core.evaluate import validate
 from projects.core.loop import Callback, Trainer, make_loader, resolve_device
 from projects.core.models import STEMS, create_model, log_model_summary, model_names
@@ -180,12 +187,20 @@ class NamedModelConfig(ClassifierConfig):
 
 
 def train_named_model(
-    cfg: NamedModelConfig, *, entry_point: str, callbacks: Sequence[Callback] = (), nested: bool = False
+    cfg: NamedModelConfig,
+    *,
+    entry_point: str,
+    callbacks: Sequence[Callback] = (),
+    nested: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Build ``cfg.model`` for ``cfg.dataset`` and train it; registered as ``<entry_point>-<model>``."""
+    """Build ``cfg.model`` for ``cfg.dataset`` and train it; registered as ``<entry_point>-<model>``.
+
+    ``model_kwargs`` go to ``create_model`` on top of the defaults (e.g. a ViT's ``patch_size``).
+    """
     torch.manual_seed(cfg.seed)
     kwargs = {"stem": cfg.stem} if cfg.model.startswith("resnet") else {"image_size": cfg.resolution}
-    model = create_model(cfg.model, num_classes=NUM_CLASSES[cfg.dataset], **kwargs)
+    model = create_model(cfg.model, num_classes=NUM_CLASSES[cfg.dataset], **kwargs, **(model_kwargs or {}))
     return fit_classifier(
         cfg,
         model,

@@ -75,8 +75,12 @@ def create_model(
     pretrained: bool = False,
     weights_path: str = "",
     image_size: int = 32,
+    patch_size: int | None = None,
 ) -> nn.Module:
-    """A model by name; every model exposes ``num_features`` (the encoder's output width)."""
+    """A model by name; every model exposes ``num_features`` (the encoder's output width).
+
+    ``image_size`` and ``patch_size`` (None = the ViT default, 4) apply to ViTs only.
+    """
     if name in RESNETS:
         return create_resnet(name, num_classes, stem, pretrained, weights_path)
     from projects.core.vit import VIT_CONFIGS, create_vit
@@ -84,7 +88,7 @@ def create_model(
     if name in VIT_CONFIGS:
         if pretrained:
             raise CheckpointError(f"{name} has no pretrained weights here; use pretrained=false")
-        return create_vit(name, num_classes=num_classes, image_size=image_size)
+        return create_vit(name, num_classes=num_classes, image_size=image_size, patch_size=patch_size)
     raise CheckpointError(f"unknown model {name!r}; choose one of: {', '.join(model_names())}")
 
 

@@ -65,6 +65,7 @@ def setup_lpips(weights: str, hub_dir: Path) -> bool:
             )
             disable_lpips()
             return False
+    restore_lpips()
     log.info("LPIPS(alex) with AlexNet weights from %s", cached_weights())
     return True
 
@@ -79,15 +80,18 @@ class AbsentLPIPS(torch.nn.Module):
         return torch.tensor(float("nan"))
 
 
+_ORIGINALS: dict[str, Any] = {}
+
+
 def disable_lpips() -> None:
     """Swap torchmetrics' LPIPS (nerfacto imports it inside ``populate_modules``) and drop the metric."""
     import torchmetrics.image.lpip
     from nerfstudio.models.nerfacto import NerfactoModel
 
-    torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity = AbsentLPIPS
-    original = NerfactoModel.get_image_metrics_and_images
-    if getattr(original, "_lpips_dropped", False):
+    if _ORIGINALS:
         return
+    _ORIGINALS["lpips"] = torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity
+    _ORIGINALS["metrics"] = original = NerfactoModel.get_image_metrics_and_images
 
     @functools.wraps(original)
     def without_lpips(self: Any, outputs: Any, batch: Any) -> Any:
@@ -95,6 +99,15 @@ def disable_lpips() -> None:
         metrics.pop("lpips", None)
         return metrics, images
 
-    without_lpips._lpips_dropped = True  # type: ignore[attr-defined]
+    torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity = AbsentLPIPS
     NerfactoModel.get_image_metrics_and_images = without_lpips
 
+
+def restore_lpips() -> None:
+    """Undo :func:`disable_lpips` (a later run in the same process has the weights)."""
+    import torchmetrics.image.lpip
+    from nerfstudio.models.nerfacto import NerfactoModel
+
+    if _ORIGINALS:
+        torchmetrics.image.lpip.LearnedPerceptualImagePatchSimilarity = _ORIGINALS.pop("lpips")
+        NerfactoModel.get_image_metrics_and_images = _ORIGINALS.pop("metrics")

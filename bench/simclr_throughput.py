@@ -1,0 +1,176 @@
+"""SimCLR throughput, measured in one run (not a test):
+
+1. compute-only images/s: the SimCLR model's forward + NT-Xent + backward + step on synthetic tensors;
+2. training-loop images/s: the real pipeline (albumentations two views, DataLoader, Trainer), tracking off;
+3. the same loop inside a tracked MLflow run (per-step curves, per-epoch kNN-free logging, checkpoints);
+4. a peer: lightly's SimCLR recipe (SimCLRTransform + NTXentLoss, same ResNet-18 and batch);
+5. bf16 autocast on CPU vs fp32 (compute-only), and its effect on the kNN accuracy after a short run.
+
+    python bench/simclr_throughput.py --batch_size 128 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from projects.core.data import ArrayDataset, load_split
+from projects.core.evaluate import extract_features, knn_accuracy
+from projects.core.loop import Trainer, autocast, make_loader
+from projects.core.models import create_model
+from projects.core.optim import create_optimizer
+from projects.core.transforms import ImageOnly, eval_transform
+from projects.ssl.losses.ntxent import nt_xent
+from projects.ssl.model import SimCLRModel
+from projects.ssl.simclr import simclr_step
+from projects.ssl.views import TwoViews, simclr_augmentation
+
+
+def new_model() -> SimCLRModel:
+    torch.manual_seed(0)
+    return SimCLRModel(create_model("resnet18", stem="cifar"))
+
+
+def compute_only(batch: int, steps: int, precision: str) -> float:
+    model = new_model()
+    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
+    x = torch.randn(2 * batch, 3, 32, 32)
+    device = torch.device("cpu")
+
+    def step() -> None:
+        with autocast(precision, device):
+            z = model(x)
+            loss = nt_xent(z[:batch], z[batch:], 0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def loop_images_per_sec(batch: int, steps: int, workers: int, tracked: bool) -> float:
+    data = load_split("synthetic", "train")
+    data = data.subset(np.arange(batch * (steps + 1)))
+    loader = make_loader(
+        ArrayDataset(data, TwoViews(simclr_augmentation("synthetic", 32))), batch, True, workers, True
+    )
+    model = new_model()
+    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
+    import mlflow
+
+    from projects.core.callbacks import Checkpointer, MLflowLogger
+
+    # Both variants are timed the same way: wall time of Trainer.fit over the same batches.
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+        with mlflow.start_run() as run:
+            callbacks = [MLflowLogger(run.info.run_id), Checkpointer(f"{tmp}/ck")] if tracked else []
+            trainer = Trainer(
+                model,
+                opt,
+                loader,
+                simclr_step(0.5),
+                epochs=1,
+                precision="fp32",
+                progress=False,
+                callbacks=callbacks,
+                log_every_n_steps=1,
+            )
+            start = time.perf_counter()
+            trainer.fit()
+            total = time.perf_counter() - start
+        return batch * (steps + 1) / total
+
+
+def lightly_images_per_sec(batch: int, steps: int, workers: int) -> float:
+    from lightly.loss import NTXentLoss
+    from lightly.transforms import SimCLRTransform
+    from PIL import Image
+
+    data = load_split("synthetic", "train").subset(np.arange(batch * (steps + 1)))
+    transform = SimCLRTransform(input_size=32, gaussian_blur=0.0)
+
+    class Views(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(data)
+
+        def __getitem__(self, i: int):
+            return transform(Image.fromarray(data.images[i])), int(data.labels[i])
+
+    loader = make_loader(Views(), batch, True, workers, True)
+    model, criterion = new_model(), NTXentLoss(temperature=0.5)
+    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
+    model.train()
+    start, seen = time.perf_counter(), 0
+    for (v1, v2), _ in loader:
+        z = model(torch.cat([v1, v2]))
+        loss = criterion(z[: len(v1)], z[len(v1) :])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(v1)
+    return seen / (time.perf_counter() - start)
+
+
+def knn_after_training(precision: str, batch: int, steps: int) -> float:
+    data = load_split("synthetic", "train")
+    test = load_split("synthetic", "test")
+    loader = make_loader(
+        ArrayDataset(data.subset(np.arange(batch * steps)), TwoViews(simclr_augmentation("synthetic", 32))),
+        batch,
+        True,
+        0,
+        True,
+    )
+    model = new_model()
+    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
+    Trainer(model, opt, loader, simclr_step(0.5), epochs=1, precision=precision, progress=False).fit()
+    plain = ImageOnly(eval_transform("synthetic", 32, 32))
+    bank = extract_features(
+        model.encoder, make_loader(ArrayDataset(data.subset(np.arange(1000)), plain), 256, False, 0), "cpu"
+    )
+    query = extract_features(
+        model.encoder, make_loader(ArrayDataset(test.subset(np.arange(500)), plain), 256, False, 0), "cpu"
+    )
+    return knn_accuracy(*bank, *query)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--num_workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--skip_accuracy", action="store_true", help="skip the bf16-vs-fp32 accuracy runs")
+    args = parser.parse_args()
+    b, n, w = args.batch_size, args.steps, args.num_workers
+    print(f"batch {b}, {n} steps, {w} workers, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    compute = compute_only(b, n, "fp32")
+    loop = loop_images_per_sec(b, n, w, tracked=False)
+    tracked = loop_images_per_sec(b, n, w, tracked=True)
+    peer = lightly_images_per_sec(b, n, w)
+    bf16 = compute_only(b, n, "bf16")
+    print(f"compute-only fp32          {compute:8.1f} img/s")
+    print(f"training loop (untracked)  {loop:8.1f} img/s   loop/compute = {loop / compute:.3f}")
+    print(
+        f"training loop (MLflow on)  {tracked:8.1f} img/s   tracking cost = {100 * (1 - tracked / loop):.2f}% of wall time"
+    )
+    print(f"lightly SimCLR recipe      {peer:8.1f} img/s   ours/lightly = {loop / peer:.3f}")
+    print(f"compute-only bf16 autocast {bf16:8.1f} img/s   bf16/fp32 = {bf16 / compute:.3f}")
+    if not args.skip_accuracy:
+        acc32, acc16 = knn_after_training("fp32", b, 3 * n), knn_after_training("bf16", b, 3 * n)
+        print(f"kNN top-1 after {3 * n} steps on synthetic: fp32 {acc32:.1f}%  bf16 {acc16:.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""One recipe for both models, and bad input: one line on stderr, exit 2, no run left RUNNING."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from projects.classify import compare, train
+from projects.core.entry import EXIT_USER_ERROR, main
+from tests.conftest import REPO
+
+BAD_CLASSIFY = [
+    (["--model", "nope"], "model='nope' is not allowed"),
+    (["--model", "vit", "--patch_size", "5"], "patch_size=5 does not divide image size 32"),
+    (["--model", "vit", "--image_size", "30"], "patch_size=4 does not divide image size 30"),
+    (["--cutmix_prob", "1.5"], "cutmix_prob must be in [0, 1]"),
+    (["--cutmix_prob", "-0.1"], "cutmix_prob must be in [0, 1]"),
+    (["--cutmix_alpha", "0"], "cutmix_alpha must be > 0"),
+    (["--cutmix_alpha", "-1"], "cutmix_alpha must be > 0"),
+]
+BAD_COMPARE = [
+    (["--vit_model", "resnet18"], "vit_model='resnet18' is not allowed"),
+    (["--patch_size", "3"], "patch_size=3 does not divide image size 32"),
+    (["--cutmix_alpha", "0"], "cutmix_alpha must be > 0"),
+]
+
+
+def assert_nothing_running() -> None:
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments) if experiments else []
+    assert [r.info.run_id for r in runs if r.info.status == "RUNNING"] == []
+
+
+def test_compare_children_share_the_recipe_and_differ_only_in_model_lr_wd() -> None:
+    cfg = compare.Config(epochs=3, batch_size=32, seed=7, cutmix_prob=1.0, vit_model="vit_wide")
+    cnn, vit = cfg.children()
+    assert (cnn.model, vit.model) == ("resnet18", "vit_wide")
+    assert (cnn.lr, cnn.weight_decay, vit.lr, vit.weight_decay) == (1e-3, 0.0, 4e-4, 1e-5)
+    differ = {
+        f.name for f in dataclasses.fields(train.Config) if getattr(cnn, f.name) != getattr(vit, f.name)
+    }
+    assert differ == {"model", "lr", "weight_decay"}
+    assert cnn.seed == 7 and cnn.epochs == 3 and cnn.cutmix_prob == 1.0
+    same = compare.Config(per_model_lr=False, lr=5e-4, weight_decay=0.01).children()
+    assert {(c.lr, c.weight_decay) for c in same} == {(5e-4, 0.01)}
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        *[(train, argv, msg) for argv, msg in BAD_CLASSIFY],
+        *[(compare, argv, msg) for argv, msg in BAD_COMPARE],
+    ],
+)
+def test_bad_input_one_line_exit_2(
+    module, argv: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    called = []
+    with pytest.raises(SystemExit) as exc:
+        main(module.Config, called.append, argv)  # the entry point's own main, before any run starts
+    assert exc.value.code == EXIT_USER_ERROR and called == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert_nothing_running()
+
+
+def test_bad_input_from_the_command_line(isolated_mlflow: Path) -> None:
+    """Real interpreters: ``python -m projects.classify.{train,compare}`` print one line and exit 2."""
+    commands = [
+        [sys.executable, "-m", "projects.classify.train", "--model", "nope"],
+        [sys.executable, "-m", "projects.classify.compare", "--patch_size", "3"],
+    ]
+    # Both at once: interpreter start-up dominates and the two overlap on two cores.
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=REPO, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for cmd in commands
+    ]
+    for proc, message in zip(
+        procs, ["model='nope' is not allowed", "patch_size=3 does not divide"], strict=True
+    ):
+        _, err = proc.communicate(timeout=180)
+        lines = err.strip().splitlines()
+        assert proc.returncode == EXIT_USER_ERROR, err
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert_nothing_running()

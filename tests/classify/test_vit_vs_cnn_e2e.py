@@ -1,0 +1,91 @@
+"""``mlflow run . -e vit_vs_cnn`` end to end on tiny synthetic data with the real model configs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from projects.classify.report import CURVES
+from tests.conftest import REPO
+
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+EPOCHS = 2
+# Real ResNet-18 and seeds' ViT; tiny data: 20 training images, 100 validation, 8x8 pixels (2x2 patches).
+TINY = {
+    "dataset": "synthetic",
+    "fraction": 0.005,
+    "val_fraction": 0.02,
+    "image_size": 8,
+    "epochs": EPOCHS,
+    "batch_size": 8,
+    "warmup_epochs": 0,
+    "num_workers": 0,
+    "register": "false",
+    "cutmix_prob": 1.0,
+    "seed": 3,
+}
+
+
+def mlflow_run(entry: str, params: dict[str, object], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    args = [MLFLOW, "run", str(REPO), "-e", entry, "--env-manager", "local"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def read_artifact(run_id: str, path: str) -> str:
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_text()
+
+
+def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow: Path) -> None:
+    result = mlflow_run("vit_vs_cnn", TINY, cwd=isolated_mlflow)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    client = MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["projects.entry_point"] == "vit_vs_cnn"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.data.params["model"] for c in children) == ["resnet18", "vit"]
+    assert all(c.info.status == "FINISHED" for c in children)
+
+    by_model = {c.data.params["model"]: c for c in children}
+    cnn, vit = by_model["resnet18"].data.params, by_model["vit"].data.params
+    # Same recipe and seed; each its own tuned lr / weight decay.
+    differ = {k for k in cnn if cnn[k] != vit.get(k)}
+    assert differ == {"model", "lr", "weight_decay", "num_parameters"}
+    assert (float(cnn["lr"]), float(vit["lr"])) == (1e-3, 4e-4) and cnn["seed"] == "3"
+
+    for child in children:
+        for key in CURVES:
+            assert len(client.get_metric_history(child.info.run_id, key)) == EPOCHS, key
+        assert {"test_top1", "test_top5", "best_val_top1"} <= set(child.data.metrics)
+        table = list(csv.DictReader(io.StringIO(read_artifact(child.info.run_id, "parameter_table.csv"))))
+        total = sum(int(row["count"]) for row in table if row["name"] != "TOTAL")
+        assert total == int(child.data.params["num_parameters"])
+        assert "checkpoints/last.pt" in {
+            f.path for f in client.list_artifacts(child.info.run_id, "checkpoints")
+        }
+
+    html = read_artifact(parent.info.run_id, "vit_vs_cnn.html")
+    assert "plotly" in html and "resnet18 val_top1" in html and "vit val_top1" in html
+    summary = json.loads(read_artifact(parent.info.run_id, "vit_vs_cnn_table.json"))
+    rows = [dict(zip(summary["columns"], row, strict=True)) for row in summary["data"]]
+    assert sorted(r["model"] for r in rows) == ["resnet18", "vit"]
+    for row in rows:
+        child = by_model[row["model"]]
+        assert row["num_parameters"] == int(child.data.params["num_parameters"])
+        assert row["test_top1"] == child.data.metrics["test_top1"] and row["epochs"] == EPOCHS
+        assert row["wall_time_s"] > 0 and row["images_per_sec"] > 0
+    assert parent.data.metrics["vit_test_top1"] == by_model["vit"].data.metrics["test_top1"]
