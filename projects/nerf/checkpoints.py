@@ -29,7 +29,9 @@ def allow_numpy_scalars() -> None:
 
 def latest_checkpoint(checkpoint_dir: Path) -> tuple[Path, int] | None:
     """The newest ``step-*.ckpt`` in nerfstudio's checkpoint folder and its step."""
-    found = [(int(m.group(1)), p) for p in checkpoint_dir.glob("step-*.ckpt") if (m := STEP_FILE.search(p.name))]
+    found = [
+        (int(m.group(1)), p) for p in checkpoint_dir.glob("step-*.ckpt") if (m := STEP_FILE.search(p.name))
+    ]
     if not found:
         return None
     step, path = max(found)
@@ -37,7 +39,7 @@ def latest_checkpoint(checkpoint_dir: Path) -> tuple[Path, int] | None:
 
 
 def install_atomic_save(run_dir: Path) -> None:
-    """Make nerfstudio's ``Trainer.save_checkpoint`` atomic and keep ``run_dir/last.pt`` on the newest save."""
+    """Make nerfstudio's ``Trainer.save_checkpoint`` atomic; keep ``run_dir/last.pt`` on the newest save."""
     from nerfstudio.engine.trainer import Trainer
 
     def save(self: Trainer, step: int) -> None:

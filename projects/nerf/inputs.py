@@ -42,9 +42,22 @@ def video_frame_count(video: Path) -> int:
     """Frames (packets) in the first video stream, as nerfstudio counts them; 0 if there is none."""
     try:
         out = subprocess.run(
-            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-             "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(video)],
-            capture_output=True, text=True, timeout=120,
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-count_packets",
+                "-show_entries",
+                "stream=nb_read_packets",
+                "-of",
+                "csv=p=0",
+                str(video),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     except FileNotFoundError:
         raise DataError("ffprobe (ffmpeg) is not installed: `apt-get install ffmpeg`") from None

@@ -59,8 +59,8 @@ def setup_lpips(weights: str, hub_dir: Path) -> bool:
         reason = _download()
         if reason is not None:
             print(
-                f"LPIPS unavailable: AlexNet weights not in {cached_weights()} and the download failed ({reason}); "
-                "LPIPS is not logged. Pass lpips_weights=/path/to/alexnet-owt-7be5be79.pth to enable it.",
+                f"LPIPS unavailable: AlexNet weights not in {cached_weights()} and the download failed "
+                f"({reason}); LPIPS is not logged. Pass lpips_weights=/path/to/{ALEXNET_FILE} to enable it.",
                 flush=True,
             )
             disable_lpips()

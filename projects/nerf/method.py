@@ -90,4 +90,3 @@ def trainer_config(
     config.experiment_name = experiment_name
     config.timestamp = "run"  # a fixed folder, so a resumed run finds its checkpoints
     return config
-

@@ -50,7 +50,9 @@ def estimate_poses(
     registered = registered_frames(output_dir)
     log.info("COLMAP registered %d of %d frames", registered, frames)
     if frames < 3:
-        raise DataError(f"only {frames} frame(s) could be extracted from {capture.path}; at least 3 are needed")
+        raise DataError(
+            f"only {frames} frame(s) could be extracted from {capture.path}; at least 3 are needed"
+        )
     if registered < max(3, min_registered * frames):
         raise DataError(
             f"COLMAP registered {registered} of {frames} frames, below min_registered={min_registered:g}: "
@@ -66,8 +68,13 @@ def _process(capture: Capture, output_dir: Path, matching: str, num_frames: int,
     # gpu=False: GPU SIFT aborts without a display. No vocab tree: it is a download. verbose=True makes a
     # COLMAP failure surface as an AttributeError inside nerfstudio, so it stays off unless asked.
     common = dict(
-        data=capture.path, output_dir=output_dir, matching_method=matching, sfm_tool="colmap",
-        gpu=False, num_downscales=0, verbose=verbose,
+        data=capture.path,
+        output_dir=output_dir,
+        matching_method=matching,
+        sfm_tool="colmap",
+        gpu=False,
+        num_downscales=0,
+        verbose=verbose,
     )
     try:
         if capture.kind == "video":

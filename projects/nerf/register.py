@@ -35,7 +35,9 @@ def register_scene(name: str, psnr: float) -> str:
     """A new version of ``name`` from this run's nerfstudio files; ``champion`` moves if PSNR is higher."""
     client = MlflowClient()
     try:
-        client.create_registered_model(name, description="nerfacto scenes (nerfstudio config.yml + checkpoint)")
+        client.create_registered_model(
+            name, description="nerfacto scenes (nerfstudio config.yml + checkpoint)"
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise

@@ -86,7 +86,9 @@ def orbit_camera_path(config_yml: Path, seconds: float, height: int) -> dict[str
 def video_duration(path: Path) -> float:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return float(out.stdout.strip() or "nan")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,15 +42,25 @@ log = logging.getLogger("projects.nerf")
 class Config:
     """Reconstruct a scene with nerfacto from a video, photos, or a nerfstudio/Blender dataset."""
 
-    data: str = param("", "video file, folder of photos, nerfstudio dataset (transforms.json) or Blender dataset")
+    data: str = param(
+        "", "video file, folder of photos, nerfstudio dataset (transforms.json) or Blender dataset"
+    )
     max_iters: int = param(30000, "training iterations")
-    preset: str = param("auto", "model size: cpu-small (fast on CPU), nerfacto (defaults); auto picks by device",
-                        choices=method.PRESETS)
-    rays_per_batch: int = param(0, "training rays per batch; 0 = the preset's (cpu-small 1024, nerfacto 4096)")
+    preset: str = param(
+        "auto",
+        "model size: cpu-small (fast on CPU), nerfacto (defaults); auto picks by device",
+        choices=method.PRESETS,
+    )
+    rays_per_batch: int = param(
+        0, "training rays per batch; 0 = the preset's (cpu-small 1024, nerfacto 4096)"
+    )
     seed: int = param(42, "random seed (nerfstudio's machine.seed)")
     device: str = param("auto", "cpu, cuda, or auto (cuda when available)", choices=("auto", "cpu", "cuda"))
-    matching: str = param("auto", "COLMAP matcher; auto = exhaustive for photos, sequential for video",
-                          choices=("auto", "exhaustive", "sequential"))
+    matching: str = param(
+        "auto",
+        "COLMAP matcher; auto = exhaustive for photos, sequential for video",
+        choices=("auto", "exhaustive", "sequential"),
+    )
     num_frames: int = param(300, "frames to extract from a video (nerfstudio's num_frames_target)")
     min_registered: float = param(0.5, "fail if COLMAP registers fewer than this fraction of the frames")
     lpips_weights: str = param("", "local alexnet-owt-7be5be79.pth for LPIPS; default: the torch hub cache")
@@ -68,8 +79,10 @@ class Config:
         check(self.video_resolution >= 0, f"video_resolution must be >= 0, got {self.video_resolution}")
         check(0 < self.min_registered <= 1, f"min_registered must be in (0, 1], got {self.min_registered}")
         check(self.device != "cuda" or torch.cuda.is_available(), "device=cuda but CUDA is not available")
-        check(not self.lpips_weights or Path(self.lpips_weights).expanduser().is_file(),
-              f"lpips_weights={self.lpips_weights} does not exist")
+        check(
+            not self.lpips_weights or Path(self.lpips_weights).expanduser().is_file(),
+            f"lpips_weights={self.lpips_weights} does not exist",
+        )
         self.capture: Capture = detect(self.data)  # bad data fails here, before any compute
 
     @property
@@ -143,14 +156,22 @@ def train(ns_config: object, max_iters: int, resumed: bool) -> Path:
 
 
 def run(config: Config) -> None:
+    # nerfstudio 1.1.5 on torch 2.x repeats these on every rendered batch; they say nothing about the run.
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+    warnings.filterwarnings("ignore", message=r"`torch\.cuda\.amp\.custom_(fwd|bwd)")
     device = config.torch_device
     preset = method.resolve_preset(config.preset, device)
     capture = config.capture
     run_name = f"nerf-{config.scene}"
     with keep_launcher_params(), tracked_run(config, "nerf", run_name=run_name, device=device) as tr:
         mlflow.set_tags({"nerf.data_kind": capture.kind, "nerf.preset": preset, "nerf.scene": config.scene})
-        log.info("nerf: %s input %s (%d %s)", capture.kind, capture.path, capture.count,
-                 "frames" if capture.kind == "video" else "images")
+        log.info(
+            "nerf: %s input %s (%d %s)",
+            capture.kind,
+            capture.path,
+            capture.count,
+            "frames" if capture.kind == "video" else "images",
+        )
         run_dir = tr.checkpoint_dir.resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         allow_numpy_scalars()
@@ -164,17 +185,26 @@ def run(config: Config) -> None:
             if matching == "auto":
                 matching = "sequential" if capture.kind == "video" else "exhaustive"
             with stage("poses"):
-                poses = estimate_poses(capture, run_dir / "dataset", matching, config.num_frames,
-                                       config.min_registered)
-            mlflow.log_metrics({"data/frames_extracted": poses.frames, "data/frames_registered": poses.registered})
+                poses = estimate_poses(
+                    capture, run_dir / "dataset", matching, config.num_frames, config.min_registered
+                )
+            mlflow.log_metrics(
+                {"data/frames_extracted": poses.frames, "data/frames_registered": poses.registered}
+            )
             dataset = poses.dataset
         else:
             mlflow.log_metric("data/frames", capture.count)
 
         ns_config = method.trainer_config(
-            dataset=dataset.resolve(), kind=capture.kind, preset=preset, device=device,
-            max_iters=config.max_iters, rays_per_batch=config.rays_per_batch or method.PRESET_RAYS[preset],
-            seed=config.seed, output_dir=run_dir, experiment_name=config.scene,
+            dataset=dataset.resolve(),
+            kind=capture.kind,
+            preset=preset,
+            device=device,
+            max_iters=config.max_iters,
+            rays_per_batch=config.rays_per_batch or method.PRESET_RAYS[preset],
+            seed=config.seed,
+            output_dir=run_dir,
+            experiment_name=config.scene,
         )
         with stage("train"):
             checkpoint = train(ns_config, config.max_iters, tr.resumed)
@@ -187,7 +217,9 @@ def run(config: Config) -> None:
             metrics = evaluate(config_yml, outputs)
         log.info("nerf: test %s", ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if "std" not in k))
         with stage("render"):
-            render_video(config_yml, outputs, config.camera_path, config.video_seconds, config.video_resolution)
+            render_video(
+                config_yml, outputs, config.camera_path, config.video_seconds, config.video_resolution
+            )
         with stage("export"):
             export_point_cloud(config_yml, outputs / "pointcloud", config.num_points)
         if config.register:

@@ -41,7 +41,7 @@ MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 def metric_name(event: str) -> str:
     for prefix, name in RENAMES:
         if event.startswith(prefix):
-            event = name + event[len(prefix):]
+            event = name + event[len(prefix) :]
             break
     return re.sub(r"[^\w./\- ]", "_", event)
 
@@ -84,7 +84,7 @@ class MlflowWriter:
         self.last_flush = time.monotonic()
         pending, self.pending = self.pending, []
         for i in range(0, len(pending), MAX_BATCH):
-            self.client.log_batch(self.run_id, metrics=pending[i:i + MAX_BATCH], synchronous=True)
+            self.client.log_batch(self.run_id, metrics=pending[i : i + MAX_BATCH], synchronous=True)
 
 
 def attach(writer: MlflowWriter) -> None:

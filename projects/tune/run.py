@@ -119,15 +119,14 @@ def start_workers(job: Job, workers: int, entry_module: str) -> None:
     ctx.set_forkserver_preload(["projects.tune.worker", entry_module])
     # Split the cores between the workers instead of oversubscribing them with torch's default threads.
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [
-        ctx.Process(target=worker_main, args=({**job.to_dict(), "worker": i}, threads), name=f"worker-{i}")
-        for i in range(workers)
-    ]
+    env, cwd = dict(os.environ), os.getcwd()
+    jobs = [{**job.to_dict(), "worker": i} for i in range(workers)]
+    procs = [ctx.Process(target=worker_main, args=(j, threads, env, cwd)) for j in jobs]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join()
-    failed = {proc.name: proc.exitcode for proc in procs if proc.exitcode != 0}
+    failed = {f"worker {i}": p.exitcode for i, p in enumerate(procs) if p.exitcode != 0}
     if failed:
         raise RuntimeError(f"tune workers failed: {failed}")
 

@@ -44,4 +44,3 @@ def fake_alexnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("alexnet") / "alexnet-owt-7be5be79.pth"
     torch.save(state, path)
     return path
-

@@ -54,7 +54,7 @@ def render_textured_scene(folder: Path, views: int = 60, size: int = 128, seed: 
         right = np.cross([0, 0, 1.0], back)
         right /= np.linalg.norm(right)
         up = np.cross(back, right)
-        dirs = ((ii - size / 2)[..., None] * right - (jj - size / 2)[..., None] * up - focal * back)
+        dirs = (ii - size / 2)[..., None] * right - (jj - size / 2)[..., None] * up - focal * back
         dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
         image = np.full((size, size, 3), 0.55)
         # Floor z = -1 within |x|, |y| < 3.

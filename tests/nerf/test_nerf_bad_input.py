@@ -44,7 +44,9 @@ def test_missing_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 
 def test_video_without_frames(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     video = tmp_path / "silence.mp4"  # a valid mp4 holding only an audio stream
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc", "-t", "0.5", str(video)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc", "-t", "0.5", str(video)], check=True
+    )
     assert "no frames" in run_main(capsys, "--data", str(video))
     (tmp_path / "empty.mp4").write_bytes(b"")
     assert "no frames" in run_main(capsys, "--data", str(tmp_path / "empty.mp4"))

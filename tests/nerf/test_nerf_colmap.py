@@ -37,12 +37,48 @@ def test_photos_through_colmap(ring_photos: Path, tmp_path: Path) -> None:
 def test_video_through_colmap_to_a_scene(ring_photos: Path, tmp_path: Path) -> None:
     video = tmp_path / "walkaround.mp4"
     # Lossless 4:4:4, so that what COLMAP sees is the rendered photos, not codec artefacts.
-    subprocess.run(["ffmpeg", "-v", "error", "-framerate", "12", "-i", str(ring_photos / "view_%03d.png"),
-                    "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(video)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-framerate",
+            "12",
+            "-i",
+            str(ring_photos / "view_%03d.png"),
+            "-c:v",
+            "libx264",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv444p",
+            str(video),
+        ],
+        check=True,
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "projects.nerf.train", "--data", str(video), "--num_frames", str(VIEWS),
-         "--max_iters", "20", "--video_seconds", "0.25", "--video_resolution", "32", "--num_points", "500"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "projects.nerf.train",
+            "--data",
+            str(video),
+            "--num_frames",
+            str(VIEWS),
+            "--max_iters",
+            "20",
+            "--video_seconds",
+            "0.25",
+            "--video_resolution",
+            "32",
+            "--num_points",
+            "500",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run,) = MlflowClient().search_runs(["0"])

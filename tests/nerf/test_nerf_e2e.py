@@ -25,8 +25,13 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
 
 def test_blender_scene_end_to_end(tiny_lego: Path, fake_alexnet: Path, tmp_path: Path) -> None:
     proc = mlflow_run(
-        f"data={tiny_lego}", f"max_iters={ITERS}", "video_seconds=0.5", "video_resolution=32",
-        "num_points=1000", f"lpips_weights={fake_alexnet}", cwd=tmp_path,
+        f"data={tiny_lego}",
+        f"max_iters={ITERS}",
+        "video_seconds=0.5",
+        "video_resolution=32",
+        "num_points=1000",
+        f"lpips_weights={fake_alexnet}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient()
@@ -49,15 +54,29 @@ def test_blender_scene_end_to_end(tiny_lego: Path, fake_alexnet: Path, tmp_path:
     assert 5 < metrics["test/psnr"] < 40 and 0 < metrics["test/ssim"] <= 1
     assert metrics["test/rays_per_sec"] > 0
     paths = artifact_paths(client, run_id)
-    results = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="eval/eval.json"))
-                         .read_text())["results"]
+    results = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="eval/eval.json")).read_text()
+    )["results"]
     assert results["psnr"] == metrics["test/psnr"]
     assert "eval/test_views_ground_truth_left_render_right.png" in paths
 
     # The video: an mp4 of the requested length.
     video = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="video/orbit.mp4"))
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=width,height,nb_frames",
-                            "-of", "json", str(video)], capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height,nb_frames",
+            "-of",
+            "json",
+            str(video),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stream = json.loads(probe.stdout)["streams"][0]
     assert (stream["height"], int(stream["nb_frames"])) == (32, 12)
     assert abs(metrics["video/seconds"] - 0.5) < 0.05

@@ -38,8 +38,14 @@ def test_detects_each_kind(tiny_lego: Path, tmp_path: Path) -> None:
 
 
 def test_config_rejects_bad_params(tiny_lego: Path) -> None:
-    for bad in ({"preset": "huge"}, {"min_registered": 0.0}, {"video_seconds": 0.0}, {"rays_per_batch": -1},
-                {"lpips_weights": "/nope/alexnet.pth"}, {"data": ""}):
+    for bad in (
+        {"preset": "huge"},
+        {"min_registered": 0.0},
+        {"video_seconds": 0.0},
+        {"rays_per_batch": -1},
+        {"lpips_weights": "/nope/alexnet.pth"},
+        {"data": ""},
+    ):
         with pytest.raises(ConfigError):
             Config(**{"data": str(tiny_lego), **bad})
 
@@ -88,8 +94,12 @@ def restore_lpips_patches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     lpips.restore_lpips()
 
 
-def test_lpips_absent_without_weights(restore_lpips_patches: None, monkeypatch: pytest.MonkeyPatch,
-                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_lpips_absent_without_weights(
+    restore_lpips_patches: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import torchmetrics.image.lpip
 
     torch.hub.set_dir(str(tmp_path / "empty_hub"))
@@ -106,7 +116,9 @@ def test_lpips_real_with_weights(restore_lpips_patches: None, fake_alexnet: Path
 
     assert lpips.setup_lpips(str(fake_alexnet), tmp_path / "hub") is True
     assert lpips.cached_weights().resolve() == fake_alexnet.resolve()
-    metric = LearnedPerceptualImagePatchSimilarity(normalize=True)  # loads torchvision's AlexNet from the cache
+    metric = LearnedPerceptualImagePatchSimilarity(
+        normalize=True
+    )  # loads torchvision's AlexNet from the cache
     value = metric(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
     assert torch.isfinite(value)
 
@@ -132,3 +144,41 @@ def test_orbit_circles_what_the_cameras_look_at() -> None:
         assert np.allclose(-pose[:3, 2], to_center / np.linalg.norm(to_center), atol=1e-6)
         assert np.linalg.norm(pose[:3, 3] - center) == pytest.approx(np.linalg.norm(positions[0] - center))
         assert np.allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-6)
+
+
+class FakeNsConfig:
+    """Just what ``train`` reads from nerfstudio's TrainerConfig."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.load_dir: Path | None = None
+        self.max_num_iterations = 0
+        self.logging = type("Logging", (), {"steps_per_log": 10})()
+
+    def get_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir
+
+
+def test_resume_continues_from_the_last_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nerfstudio.scripts.train
+
+    from projects.nerf.train import train
+
+    calls = []
+
+    def ns_train(config: FakeNsConfig) -> None:  # stands in for ns-train: record, then save the last step
+        calls.append((config.load_dir, config.max_num_iterations))
+        (config.checkpoint_dir / "step-000000029.ckpt").write_bytes(b"")
+
+    monkeypatch.setattr(nerfstudio.scripts.train, "main", ns_train)
+    config = FakeNsConfig(tmp_path)
+    (tmp_path / "step-000000019.ckpt").write_bytes(b"")
+    with mlflow.start_run():
+        assert train(config, 30, resumed=True) == tmp_path / "step-000000029.ckpt"
+        assert calls == [(tmp_path, 10)]  # steps 20..29
+        assert train(config, 30, resumed=True) == tmp_path / "step-000000029.ckpt"
+        assert len(calls) == 1  # already trained: nothing to do
+        # nerfstudio returns without a final checkpoint when Ctrl-C stopped it: the run ends KILLED.
+        monkeypatch.setattr(nerfstudio.scripts.train, "main", lambda config: None)
+        with pytest.raises(KeyboardInterrupt):
+            train(FakeNsConfig(tmp_path / "fresh"), 30, resumed=False)

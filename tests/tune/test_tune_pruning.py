@@ -96,11 +96,11 @@ def test_pruner_override(write_study, pruner: str) -> None:
 
 def test_trial_failing_before_its_run_still_gets_a_failed_child_run(write_study) -> None:
     # x > 1 is rejected by the toy Config: such trials fail before the entry's run starts
-    path = write_study(search_space={"x": {"type": "float", "low": 0.5, "high": 1.5}})
-    tune_run(study=path, n_trials=4, register=False)
+    path = write_study(search_space={"x": {"type": "float", "low": 0.0, "high": 2.0}})
+    tune_run(study=path, n_trials=6, register=False)
     study = optuna.load_study(study_name="toy", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)))
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert failed and all("x must be in [0, 1]" in t.user_attrs["error"] for t in failed)
     (parent,) = parent_run("toy")
-    assert_trials_match_runs(study, parent.info.run_id, 4)
+    assert_trials_match_runs(study, parent.info.run_id, 6)
