@@ -17,9 +17,17 @@ RENAMES = {"num_rays_per_sec": "rays_per_sec", "num_rays_per_sec_std": "rays_per
 
 def run_ns_eval(config_yml: Path, output_json: Path, render_dir: Path) -> dict[str, float]:
     """nerfstudio's own ``ns-eval`` (ComputePSNR), in-process so the LPIPS/loading fixes apply."""
+    from nerfstudio.data.datamanagers.parallel_datamanager import ParallelDataManager
     from nerfstudio.scripts.eval import ComputePSNR
 
-    ComputePSNR(load_config=config_yml, output_path=output_json, render_output_path=render_dir).main()
+    # ns-eval renders the held-out views only; nerfacto's datamanager would still spawn a training-ray
+    # worker process (a fresh interpreter importing torch and nerfstudio) that eval never reads from.
+    setup_train = ParallelDataManager.setup_train
+    ParallelDataManager.setup_train = lambda self: None  # type: ignore[method-assign]
+    try:
+        ComputePSNR(load_config=config_yml, output_path=output_json, render_output_path=render_dir).main()
+    finally:
+        ParallelDataManager.setup_train = setup_train  # type: ignore[method-assign]
     return json.loads(output_json.read_text())["results"]
 
 

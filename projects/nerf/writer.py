@@ -7,7 +7,6 @@ few seconds, so a SQLite store costs well under 1% of a training step.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any
@@ -15,8 +14,6 @@ from typing import Any
 import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
-
-log = logging.getLogger(__name__)
 
 # nerfstudio event name -> MLflow metric name (prefix match, rest appended).
 RENAMES = (
