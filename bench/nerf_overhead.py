@@ -17,6 +17,7 @@ with a stand-in AlexNet file of the right shapes; both then pay the same LPIPS c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -45,6 +46,19 @@ def stand_in_alexnet(torch_home: Path) -> None:
     torch.save({k: torch.full((1,), 0.01).expand(s) for k, s in shapes.items()}, path)
 
 
+def with_few_test_views(data: Path, work: Path, views: int) -> Path:
+    """The same Blender scene with only ``views`` test views: the bench is about training, not ns-eval."""
+    copy = work / data.name
+    copy.mkdir()
+    for split in ("train", "val", "test"):
+        (copy / split).symlink_to((data / split).resolve())
+        meta = json.loads((data / f"transforms_{split}.json").read_text())
+        if split == "test":
+            meta["frames"] = meta["frames"][:views]
+        (copy / f"transforms_{split}.json").write_text(json.dumps(meta))
+    return copy
+
+
 def train_loop_seconds(base_dir: Path) -> float:
     """nerfstudio's TOTAL_TRAIN_TIME event from the run's tensorboard files."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -68,6 +82,7 @@ def main() -> None:
     )
     parser.add_argument("--data", default=str(LEGO))
     parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--test_views", type=int, default=3, help="test views kept (Blender data)")
     parser.add_argument("--preset", default="cpu-small", choices=method.PRESETS[1:])
     args = parser.parse_args()
 
@@ -81,6 +96,8 @@ def main() -> None:
         "PROJECTS_CHECKPOINT_DIR": str(work / "ckpt"),
     }
     capture = detect(args.data)
+    if capture.kind == "blender":
+        capture = detect(with_few_test_views(capture.path, work, args.test_views))
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     # 1. plain ns-train on the same TrainerConfig the entry point builds.
@@ -118,6 +135,8 @@ def main() -> None:
             args.preset,
             "--video_seconds",
             "1",
+            "--video_resolution",
+            "50",
             "--num_points",
             "10000",
             "--register",
