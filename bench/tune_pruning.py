@@ -47,10 +47,17 @@ class Config:
 
 def small_cnn(num_classes: int = 10) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(32, num_classes),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, num_classes),
     )
 
 
@@ -121,29 +128,48 @@ def main() -> None:
     results = {}
     for arm, pruner in (("median", "median"), ("no pruning", "none")):
         start = time.perf_counter()
-        summary = tune.run(from_dict(tune.Config, {
-            "study": str(path), "n_trials": args.trials, "study_name": f"bench-{pruner}", "pruner": pruner,
-            "seed": args.seed, "register": False, "storage": journal,
-        }))
+        summary = tune.run(
+            from_dict(
+                tune.Config,
+                {
+                    "study": str(path),
+                    "n_trials": args.trials,
+                    "study_name": f"bench-{pruner}",
+                    "pruner": pruner,
+                    "seed": args.seed,
+                    "register": False,
+                    "storage": journal,
+                },
+            )
+        )
         study = optuna.load_study(study_name=f"bench-{pruner}", storage=open_storage(journal))
         results[arm] = (summary, study, time.perf_counter() - start)
 
     (pruned, study_p, _), (full, study_f, _) = results["median"], results["no pruning"]
     same = [t.params for t in study_p.trials] == [t.params for t in study_f.trials]
-    print(f"\nstudy: {args.trials} trials x {args.epochs} epochs, small CNN on synthetic, random sampler "
-          f"seed {args.seed}; same params in both arms: {same}")
+    print(
+        f"\nstudy: {args.trials} trials x {args.epochs} epochs, small CNN on synthetic, random sampler "
+        f"seed {args.seed}; same params in both arms: {same}"
+    )
     print(f"{'arm':<12} {'epochs':>7} {'pruned':>7} {'best val_top1':>14} {'wall s':>8}")
     for arm, (s, _, wall) in results.items():
         epochs, n_pruned = int(s["epochs_trained"]), int(s["trials_pruned"])
         print(f"{arm:<12} {epochs:>7} {n_pruned:>7} {s['best_value']:>14.2f} {wall:>8.0f}")
-    print(f"epochs with pruning / without: {pruned['epochs_trained'] / full['epochs_trained']:.0%}; "
-          f"best value difference: {pruned['best_value'] - full['best_value']:+.2f} points")
+    print(
+        f"epochs with pruning / without: {pruned['epochs_trained'] / full['epochs_trained']:.0%}; "
+        f"best value difference: {pruned['best_value'] - full['best_value']:+.2f} points"
+    )
     print("\ntrial  lr        wd        final val_top1 (no pruning)  with median pruner")
     for tp, tf in zip(study_p.trials, study_f.trials, strict=True):
-        outcome = f"{tp.value:.1f}" if tp.value is not None and tp.state.name == "COMPLETE" else (
-            f"pruned at epoch {max(tp.intermediate_values)}")
-        print(f"{tp.number:>5}  {tp.params['lr']:.1e}  {tp.params['weight_decay']:.1e}  "
-              f"{tf.value:>27.1f}  {outcome}")
+        outcome = (
+            f"{tp.value:.1f}"
+            if tp.value is not None and tp.state.name == "COMPLETE"
+            else (f"pruned at epoch {max(tp.intermediate_values)}")
+        )
+        print(
+            f"{tp.number:>5}  {tp.params['lr']:.1e}  {tp.params['weight_decay']:.1e}  "
+            f"{tf.value:>27.1f}  {outcome}"
+        )
     print(f"(artifacts in {work})")
 
 

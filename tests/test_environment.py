@@ -1,8 +1,8 @@
 """The repository's declarative files agree with the code."""
 
 import subprocess
-import tomllib
 
+import tomllib
 import yaml
 
 from tests.conftest import PYTHON, REPO
@@ -16,7 +16,9 @@ def test_conda_yaml_pip_list_equals_pyproject_dependencies():
 
 
 def test_mlproject_is_generated_from_the_entry_point_configs():
-    result = subprocess.run([PYTHON, "-m", "projects.core.mlproject", "--check"], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [PYTHON, "-m", "projects.core.mlproject", "--check"], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -34,4 +36,15 @@ def test_mlproject_declares_every_config_field_with_its_default():
         assert set(params) == set(fields), entry
         for name, default in fields.items():
             declared = params[name]["default"]
-            assert str(declared).lower() == str(default).lower() or float(declared) == float(default), (entry, name)
+            assert str(declared).lower() == str(default).lower() or float(declared) == float(default), (
+                entry,
+                name,
+            )
+
+
+def test_code_passes_ruff_lint_and_format():
+    ruff = [PYTHON, "-m", "ruff"]
+    lint = subprocess.run([*ruff, "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    fmt = subprocess.run([*ruff, "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout[-3000:]

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import mlflow
 
 from projects.classify import train
-from projects.classify.launcher import keep_launcher_params
 from projects.classify.report import child_runs, comparison_figure, metric_histories, summary_row
 from projects.core.config import param
 from projects.core.entry import main
 from projects.core.loop import Callback, resolve_device
 from projects.core.models import STEMS
-from projects.core.tracking import log_figure_html, log_table, tracked_run
+from projects.core.tracking import finished_child, log_figure_html, log_table, tracked_run
 from projects.core.vit import VIT_CONFIGS
 
 CNN = "resnet18"
@@ -70,11 +69,16 @@ class Config(train.Recipe):
 def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False) -> dict[str, float]:
     device = resolve_device(cfg.device)
     with tracked_run(
-        cfg, "vit_vs_cnn", run_name=f"vit_vs_cnn-{cfg.dataset}", nested=nested, device=device
+        cfg,
+        "vit_vs_cnn",
+        run_name=f"vit_vs_cnn-{cfg.dataset}",
+        nested=nested,
+        device=device,
+        checkpointed=False,
     ) as tr:
         results: dict[str, float] = {}
         for child in cfg.children():
-            final = train.run(child, callbacks=callbacks, nested=True)
+            final = finished_child(child, "classify") or train.run(child, callbacks=callbacks, nested=True)
             results.update(
                 {f"{child.model}_{k}": final[k] for k in ("test_top1", "test_top5", "best_val_top1")}
             )
@@ -91,4 +95,4 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
 
 
 if __name__ == "__main__":
-    main(Config, keep_launcher_params(run))
+    main(Config, run)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from projects.classify.launcher import keep_launcher_params
 from projects.core.classification import ClassifierConfig, NamedModelConfig, train_named_model
 from projects.core.config import check, param
 from projects.core.entry import main
@@ -63,4 +62,4 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
 
 
 if __name__ == "__main__":
-    main(Config, keep_launcher_params(run))
+    main(Config, run)

@@ -7,7 +7,6 @@ stratified slice of the training split, final test top-1/top-5, checkpoints, reg
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,6 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.config import check, check_choice, param
 from projects.core.data import (
     IMAGE_SIZE,
@@ -31,9 +29,9 @@ from projects.core.data import (
     stratified_fraction,
 )
 from projects.core.evaluate import validate
-from projects.core.loop import Callback, Trainer, make_loader, resolve_device
+from projects.core.fit import fit_in_run
+from projects.core.loop import Callback, make_loader, resolve_device
 from projects.core.models import STEMS, create_model, log_model_summary, model_names
-from projects.core.optim import create_optimizer, create_scheduler
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
@@ -44,7 +42,9 @@ from projects.core.transforms import ImageOnly, eval_transform, standard_train_t
 class ClassifierConfig(TrainConfig):
     fraction: float = param(1.0, "seeded, class-stratified share of the training split to use, in (0, 1]")
     image_size: int = param(0, "input resolution; 0 = the dataset's native size")
-    val_fraction: float = param(0.1, "stratified share of the training split held out for per-epoch validation")
+    val_fraction: float = param(
+        0.1, "stratified share of the training split held out for per-epoch validation"
+    )
     label_smoothing: float = param(0.0, "label smoothing of the cross-entropy targets")
     cutmix_prob: float = param(0.0, "probability that a batch is mixed (CutMix, or Mixup when enabled)")
     cutmix_alpha: float = param(1.0, "CutMix box size ~ Beta(alpha, alpha)")
@@ -137,7 +137,11 @@ def fit_classifier(
     test_tf = ImageOnly(eval_transform(cfg.dataset, size, native))
     mixup = create_mixup(cfg, num_classes)
     train_loader = make_loader(
-        ArrayDataset(train, ImageOnly(train_tf)), cfg.batch_size, True, cfg.num_workers, drop_last=mixup is not None,
+        ArrayDataset(train, ImageOnly(train_tf)),
+        cfg.batch_size,
+        True,
+        cfg.num_workers,
+        drop_last=mixup is not None,
         seed=cfg.seed,
     )
     val_loader = make_loader(ArrayDataset(val, test_tf), 512, False, cfg.num_workers)
@@ -148,25 +152,22 @@ def fit_classifier(
         log_dataset(val.images, val.labels, val.name, cfg.data_dir, "validation")
         log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
         log_model_summary(model)
-        optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-        scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_epochs)
-        trainer = Trainer(
+        trainer, logs = fit_in_run(
+            tr,
+            cfg,
             model,
-            optimizer,
             train_loader,
             classification_step(mixup, cfg.label_smoothing),
-            epochs=cfg.epochs,
-            scheduler=scheduler,
             evaluate=lambda m: validate(m, val_loader, device),
-            callbacks=[MLflowLogger(tr.run_id), Checkpointer(tr.checkpoint_dir, resumed=tr.resumed), *callbacks],
-            device=device,
-            precision=cfg.precision,
             monitor="val_top1",
+            device=device,
+            callbacks=callbacks,
         )
-        start = time.perf_counter()
-        logs = trainer.fit()
-        mlflow.log_metric("train_time_s", time.perf_counter() - start)
-        final = {**logs, **validate(model, test_loader, device, prefix="test"), "best_val_top1": trainer.best or 0.0}
+        final = {
+            **logs,
+            **validate(model, test_loader, device, prefix="test"),
+            "best_val_top1": trainer.best or 0.0,
+        }
         mlflow.log_metrics({k: final[k] for k in ("test_top1", "test_top5", "test_loss", "best_val_top1")})
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)
@@ -179,7 +180,9 @@ class NamedModelConfig(ClassifierConfig):
     """A classifier built by name (``create_model``) and trained from scratch."""
 
     model: str = param("resnet18", "model name: resnet18/34/50 or a ViT config (see projects.core.vit)")
-    stem: str = param("cifar", "ResNet stem: cifar (3x3 stride 1, no max-pool) or imagenet (7x7/2 + max-pool)", STEMS)
+    stem: str = param(
+        "cifar", "ResNet stem: cifar (3x3 stride 1, no max-pool) or imagenet (7x7/2 + max-pool)", STEMS
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

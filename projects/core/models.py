@@ -40,7 +40,9 @@ def _imagenet_state_dict(name: str, weights_path: str) -> dict[str, torch.Tensor
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # any unpickling failure means: not a state dict
-            raise CheckpointError(f"weights_path {path} is not a torch state dict ({type(exc).__name__})") from None
+            raise CheckpointError(
+                f"weights_path {path} is not a torch state dict ({type(exc).__name__})"
+            ) from None
     weights = RESNETS[name][1]
     try:
         return weights.get_state_dict(progress=False, check_hash=False)

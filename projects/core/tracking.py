@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,22 +122,41 @@ class TrackedRun:
         return checkpoint_dir(self.run_id)
 
 
-def find_resumable_run(key: str, parent_run_id: str | None) -> str | None:
-    """The newest unfinished run with this run key (and parent) that left a checkpoint."""
-    client = MlflowClient()
+def _runs_with_key(client: MlflowClient, key: str, parent_run_id: str | None) -> list[Any]:
     experiment_ids = [e.experiment_id for e in client.search_experiments()]
     query = f"tags.`{RUN_KEY_TAG}` = '{key}'"
     if parent_run_id:
         query += f" AND tags.`mlflow.parentRunId` = '{parent_run_id}'"
-    for run in client.search_runs(
-        experiment_ids, query, order_by=["attributes.start_time DESC"], max_results=20
-    ):
+    return client.search_runs(experiment_ids, query, order_by=["attributes.start_time DESC"], max_results=20)
+
+
+def find_resumable_run(key: str, parent_run_id: str | None, checkpointed: bool = True) -> str | None:
+    """The newest unfinished run with this run key (and parent) that left a checkpoint.
+
+    ``checkpointed=False`` (a parent run whose state is its children) needs no checkpoint.
+    """
+    client = MlflowClient()
+    for run in _runs_with_key(client, key, parent_run_id):
         if run.info.status not in RESUMABLE_STATUSES or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
             continue
-        if (checkpoint_dir(run.info.run_id) / "last.pt").exists() or _remote_checkpoint(
-            client, run.info.run_id
-        ):
+        if not checkpointed or (checkpoint_dir(run.info.run_id) / "last.pt").exists():
             return run.info.run_id
+        if _remote_checkpoint(client, run.info.run_id):
+            return run.info.run_id
+    return None
+
+
+def finished_child(config: Any, entry_point: str) -> dict[str, Any] | None:
+    """Metrics (and ``run_id``) of the active run's FINISHED child for ``config``, or None.
+
+    A resumed parent calls this before each child, so children that completed are not trained again.
+    """
+    parent = mlflow.active_run()
+    if parent is None:
+        return None
+    for run in _runs_with_key(MlflowClient(), run_key(config, entry_point), parent.info.run_id):
+        if run.info.status == "FINISHED":
+            return {**run.data.metrics, "run_id": run.info.run_id}
     return None
 
 
@@ -156,8 +176,13 @@ def _retire_launcher_run(launcher_id: str, resumed_id: str) -> None:
     os.environ.pop("MLFLOW_RUN_ID", None)
 
 
+def redact(text: str) -> str:
+    """Hide a URL's password (``scheme://user:pw@host``) before it goes into a message or an MLflow param."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", text)
+
+
 def _param_text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    return str(value).lower() if isinstance(value, bool) else redact(str(value))
 
 
 def _status_for(exc: BaseException) -> str:
@@ -175,16 +200,18 @@ def tracked_run(
     nested: bool = False,
     tags: dict[str, str] | None = None,
     device: torch.device | str = "cpu",
+    checkpointed: bool = True,
 ) -> Iterator[TrackedRun]:
     """Start (or resume) an MLflow run for ``config``; end it FINISHED, FAILED or KILLED.
 
     A re-run of a config whose earlier run was interrupted continues that run (same run id, same
-    checkpoint directory) unless ``config.resume`` is false.
+    checkpoint directory) unless ``config.resume`` is false. Parent runs pass ``checkpointed=False``: they
+    resume without a checkpoint and skip their finished children (:func:`finished_child`).
     """
     configure_tracking()
     key = run_key(config, entry_point)
     parent = mlflow.active_run().info.run_id if nested and mlflow.active_run() else None
-    resume_id = find_resumable_run(key, parent) if getattr(config, "resume", True) else None
+    resume_id = find_resumable_run(key, parent, checkpointed) if getattr(config, "resume", True) else None
     launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
     if resume_id and launcher:
         _retire_launcher_run(launcher, resume_id)

@@ -89,19 +89,16 @@ class InnerWidthAttention(nn.Module):
 class InnerWidthBlock(Block):
     """timm's pre-norm ``Block`` (norms, MLP, layer scale, drop path) with :class:`InnerWidthAttention`."""
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        *,
-        dim_head: int,
-        qkv_bias: bool = False,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-        **kwargs: Any,
-    ):
-        super().__init__(dim, num_heads, qkv_bias=qkv_bias, drop=drop, attn_drop=attn_drop, **kwargs)
-        self.attn = InnerWidthAttention(dim, num_heads, dim_head, qkv_bias, attn_drop, drop)
+    def __init__(self, dim: int, num_heads: int, *, dim_head: int, **kwargs: Any):
+        super().__init__(dim, num_heads, **kwargs)
+        self.attn = InnerWidthAttention(
+            dim,
+            num_heads,
+            dim_head,
+            qkv_bias=kwargs.get("qkv_bias", False),
+            attn_drop=kwargs.get("attn_drop", 0.0),
+            proj_drop=kwargs.get("drop", 0.0),
+        )
 
 
 class NormPatchEmbed(nn.Module):

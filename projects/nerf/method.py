@@ -25,8 +25,11 @@ CPU_SMALL_MODEL: dict[str, Any] = {
 }
 
 # nerfstudio's documented settings for synthetic Blender scenes: exact poses on a white background,
-# objects inside [-1.5, 1.5]^3 seen from 2-6 units away.
+# objects inside [-1.5, 1.5]^3 seen from 2-6 units away. Renders have no exposure or lighting changes,
+# so no per-image appearance embedding: with it (and zeros at inference, as nerfstudio's Blender recipe
+# sets) short CPU runs put the colour into the embeddings and render test views grey.
 BLENDER_MODEL: dict[str, Any] = {
+    "use_appearance_embedding": False,
     "background_color": "white",
     "disable_scene_contraction": True,
     "near_plane": 2.0,

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import mlflow
 import torch
-from mlflow.tracking import MlflowClient
 
 from projects.core.config import check, check_positive, param, validate_choices
 from projects.core.entry import main
@@ -98,27 +97,6 @@ class Config:
 
 
 @contextmanager
-def keep_launcher_params() -> Iterator[None]:
-    """Skip params that ``mlflow run``'s launcher already logged on the run.
-
-    Workaround until projects.core.tracking.tracked_run does this itself: the launcher logs ``'true'`` and
-    ``"''"`` where ``to_params`` gives ``True`` and ``''``, and MLflow refuses to change a logged param.
-    """
-    original = mlflow.log_params
-
-    def log_new_params(params: dict, *args: object, **kwargs: object) -> object:
-        run = mlflow.active_run()
-        logged = MlflowClient().get_run(run.info.run_id).data.params if run else {}
-        return original({k: v for k, v in params.items() if k not in logged}, *args, **kwargs)
-
-    mlflow.log_params = log_new_params
-    try:
-        yield
-    finally:
-        mlflow.log_params = original
-
-
-@contextmanager
 def stage(name: str) -> Iterator[None]:
     """Log a stage's start and its wall time (``time/<name>_s``)."""
     log.info("nerf: %s ...", name)
@@ -163,7 +141,7 @@ def run(config: Config) -> None:
     preset = method.resolve_preset(config.preset, device)
     capture = config.capture
     run_name = f"nerf-{config.scene}"
-    with keep_launcher_params(), tracked_run(config, "nerf", run_name=run_name, device=device) as tr:
+    with tracked_run(config, "nerf", run_name=run_name, device=device) as tr:
         mlflow.set_tags({"nerf.data_kind": capture.kind, "nerf.preset": preset, "nerf.scene": config.scene})
         log.info(
             "nerf: %s input %s (%d %s)",

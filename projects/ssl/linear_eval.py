@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.classification import split_train_val
 from projects.core.config import check, param
 from projects.core.data import IMAGE_SIZE, NUM_CLASSES, ArrayDataset, load_split, stratified_fraction
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, validate
-from projects.core.loop import Callback, Trainer, make_loader, resolve_device
-from projects.core.optim import create_optimizer, create_scheduler
+from projects.core.fit import fit_in_run
+from projects.core.loop import Callback, make_loader, resolve_device
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
 from projects.core.transforms import ImageOnly, eval_transform
@@ -92,27 +91,19 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             for name, (x, y) in feats.items()
         }
         head = nn.Linear(feats["train"][0].shape[1], NUM_CLASSES[cfg.dataset])
-        optimizer = create_optimizer(head, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-        scheduler = create_scheduler(optimizer, cfg.epochs, len(loaders["train"]), cfg.warmup_epochs)
-        trainer = Trainer(
+        trainer, logs = fit_in_run(
+            tr,
+            cfg,
             head,
-            optimizer,
             loaders["train"],
             linear_step,
-            epochs=cfg.epochs,
-            scheduler=scheduler,
             evaluate=lambda m: validate(m, loaders["val"], device),
-            callbacks=[
-                MLflowLogger(tr.run_id),
-                Checkpointer(tr.checkpoint_dir, resumed=tr.resumed),
-                *callbacks,
-            ],
-            device=device,
-            precision="fp32",
             monitor="val_top1",
+            device=device,
+            callbacks=callbacks,
+            precision="fp32",
             progress=False,
         )
-        logs = trainer.fit()
         final = {**logs, **validate(head, loaders["test"], device, prefix="test")}
         mlflow.log_metrics({k: final[k] for k in ("test_top1", "test_top5", "test_loss")})
         if cfg.register:

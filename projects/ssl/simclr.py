@@ -8,7 +8,6 @@ The encoder f (without g) is registered as ``simclr-<arch>``; ``champion`` follo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,15 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.classification import split_train_val
 from projects.core.config import check, param
 from projects.core.data import IMAGE_SIZE, ArrayDataset, load_split, stratified_fraction
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, knn_accuracy
-from projects.core.loop import Callback, Trainer, make_loader, resolve_device
+from projects.core.fit import fit_in_run
+from projects.core.loop import Callback, make_loader, resolve_device
 from projects.core.models import RESNETS, STEMS, create_model, log_model_summary
-from projects.core.optim import create_optimizer, create_scheduler
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
@@ -146,32 +144,24 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         log_dataset(pretrain.images, pretrain.labels, pretrain.name, cfg.data_dir, "train")
         log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
         log_model_summary(model)
-        optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-        scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_epochs)
-        trainer = Trainer(
+        trainer, logs = fit_in_run(
+            tr,
+            cfg,
             model,
-            optimizer,
             train_loader,
             simclr_step(cfg.temperature),
-            epochs=cfg.epochs,
-            scheduler=scheduler,
             evaluate=KnnMonitor(bank_loader, query_loader, device, cfg.knn_k),
-            callbacks=[
-                MLflowLogger(tr.run_id),
-                Checkpointer(tr.checkpoint_dir, resumed=tr.resumed),
-                *callbacks,
-            ],
-            device=device,
-            precision=cfg.precision,
             monitor="knn_top1",
+            device=device,
+            callbacks=callbacks,
         )
-        start = time.perf_counter()
-        logs = trainer.fit()
-        mlflow.log_metric("train_time_s", time.perf_counter() - start)
         final = {
-            **logs, "best_knn_top1": trainer.best or 0.0, "pretrain_images": len(pretrain), "run_id": tr.run_id
+            **logs,
+            "best_knn_top1": trainer.best or 0.0,
+            "pretrain_images": len(pretrain),
+            "run_id": tr.run_id,
         }
-        mlflow.log_metric("best_knn_top1", final["best_knn_top1"])
+        mlflow.log_metrics({k: final[k] for k in ("best_knn_top1", "pretrain_images")})
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)
             log_and_register(model.encoder, f"simclr-{cfg.arch}", "knn_top1", logs["knn_top1"], example)

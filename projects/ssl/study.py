@@ -19,7 +19,7 @@ from projects.core.config import check, param
 from projects.core.entry import main
 from projects.core.errors import CheckpointError
 from projects.core.loop import DEVICES, PRECISIONS
-from projects.core.tracking import checkpoint_dir, log_figure_html, log_table, tracked_run
+from projects.core.tracking import checkpoint_dir, finished_child, log_figure_html, log_table, tracked_run
 from projects.ssl import linear_eval, simclr, supervised
 
 log = logging.getLogger(__name__)
@@ -156,11 +156,12 @@ def figure(rows: list[dict[str, Any]]) -> go.Figure:
 
 def run(cfg: Config) -> dict[str, float]:
     rows: list[dict[str, Any]] = []
-    with tracked_run(cfg, "ssl_study", run_name="ssl-study"):
+    with tracked_run(cfg, "ssl_study", run_name="ssl-study", checkpointed=False):
         for child in cfg.simclr_configs():
-            pre = simclr.run(child, nested=True)
+            pre = finished_child(child, "simclr") or simclr.run(child, nested=True)
             checkpoint = str(checkpoint_dir(pre["run_id"]) / "last.pt")
-            probe = linear_eval.run(cfg.probe_config(checkpoint), nested=True)
+            probe_cfg = cfg.probe_config(checkpoint)
+            probe = finished_child(probe_cfg, "linear_eval") or linear_eval.run(probe_cfg, nested=True)
             rows.append(
                 {
                     "kind": "simclr",
@@ -175,11 +176,15 @@ def run(cfg: Config) -> dict[str, float]:
             )
         for baseline in _split(cfg.baselines):
             if baseline == "supervised":
-                result = supervised.run(cfg.supervised_config(), nested=True)
+                sup_cfg = cfg.supervised_config()
+                result = finished_child(sup_cfg, "supervised") or supervised.run(sup_cfg, nested=True)
                 name = "supervised from scratch"
             else:
                 try:
-                    result = linear_eval.run(cfg.probe_config(baseline), nested=True)
+                    probe_cfg = cfg.probe_config(baseline)
+                    result = finished_child(probe_cfg, "linear_eval") or linear_eval.run(
+                        probe_cfg, nested=True
+                    )
                 except CheckpointError as exc:  # e.g. offline without ImageNet weights: say so, keep going
                     log.warning("baseline %s skipped: %s", baseline, exc)
                     mlflow.set_tag(f"baseline.{baseline}", f"skipped: {exc}")

@@ -29,7 +29,7 @@ from projects.core.entry import main
 from projects.core.errors import ProjectError
 from projects.core.loop import Callback
 from projects.core.registry import promote_if_better
-from projects.core.tracking import log_table, tracked_run
+from projects.core.tracking import log_table, redact, tracked_run
 from projects.tune.mlflow_trials import MODEL_URI_ATTR, PARENT_ATTR, RUN_ID_ATTR
 from projects.tune.objective import Job, run_worker
 from projects.tune.plots import log_study_plots
@@ -44,7 +44,7 @@ from projects.tune.spec import (
     trial_values,
     validate,
 )
-from projects.tune.storage import DEFAULT_JOURNAL, check_reachable, open_storage, redact, storage_url
+from projects.tune.storage import DEFAULT_JOURNAL, check_reachable, open_storage, storage_url
 from projects.tune.worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ class Config:
     n_trials: int = param(20, "trials this invocation adds to the study (shared by its workers)")
     workers: int = param(1, "worker processes on this machine, all claiming trials from the study's queue")
     storage: str = param(
-        "", f"Optuna storage: '' = journal file {DEFAULT_JOURNAL}; a journal path; or postgresql://user:pw@host/db"
+        "",
+        f"Optuna storage: '' = journal file {DEFAULT_JOURNAL}; a journal path; or postgresql://user@host/db (password: PGPASSWORD or ~/.pgpass)",
     )
     study_name: str = param("", "Optuna study name; '' = the study file's name (+ @overrides when given)")
     pruner: str = param("", "pruner: '' = the study file's; or median / hyperband / none", ("", *PRUNERS))

@@ -39,7 +39,15 @@ PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 DISTRIBUTIONS = ("float", "int", "categorical")
 TOP_LEVEL_KEYS = {
-    "name", "description", "entry_point", "objective", "pruner", "sampler", "base", "search_space", "registry"
+    "name",
+    "description",
+    "entry_point",
+    "objective",
+    "pruner",
+    "sampler",
+    "base",
+    "search_space",
+    "registry",
 }
 # Fields the tune machinery sets on every trial: each trial is a fresh run (no resuming another trial's
 # checkpoint when two trials happen to draw the same params), and only the study's best is registered.

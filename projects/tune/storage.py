@@ -15,6 +15,7 @@ from optuna.storages import JournalStorage, RDBStorage, _CachedStorage
 from optuna.storages.journal import JournalFileBackend
 
 from projects.core.errors import ConfigError
+from projects.core.tracking import redact
 
 # Relative to the working directory: the repository root under `mlflow run .`.
 DEFAULT_JOURNAL = "studies/optuna-journal.log"
@@ -23,11 +24,6 @@ RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
 
 def is_rdb(url: str) -> bool:
     return bool(re.match(rf"^({'|'.join(RDB_SCHEMES)})(\+\w+)?://", url))
-
-
-def redact(url: str) -> str:
-    """Hide a password in a URL before it goes into a message or an MLflow param."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def storage_url(url: str) -> str:

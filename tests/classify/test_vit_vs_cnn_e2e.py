@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 from mlflow.tracking import MlflowClient
 
 from projects.classify.report import CURVES
@@ -89,3 +90,46 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
         assert row["test_top1"] == child.data.metrics["test_top1"] and row["epochs"] == EPOCHS
         assert row["wall_time_s"] > 0 and row["images_per_sec"] > 0
     assert parent.data.metrics["vit_test_top1"] == by_model["vit"].data.metrics["test_top1"]
+
+
+def test_interrupted_comparison_resumes_without_retraining_the_finished_child() -> None:
+    from projects.classify import compare
+    from projects.core.config import from_dict
+    from projects.core.loop import Callback
+
+    cfg = from_dict(compare.Config, {k: str(v) for k, v in TINY.items()})
+
+    class CtrlCInTheViT(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if type(trainer.model).__name__ == "VisionTransformer" and epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare.run(cfg, callbacks=[CtrlCInTheViT()])
+    client = MlflowClient()
+
+    def all_runs():
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        return {
+            r.data.tags.get("projects.entry_point", "") + ":" + r.data.params.get("model", ""): r
+            for r in runs
+        }
+
+    before = all_runs()
+    assert {k: r.info.status for k, r in before.items()} == {
+        "vit_vs_cnn:": "KILLED",
+        "classify:resnet18": "FINISHED",
+        "classify:vit": "KILLED",
+    }
+
+    compare.run(cfg)
+    after = all_runs()
+    assert len(after) == 3  # same parent, the finished ResNet-18 reused, the ViT continued
+    for key, run in before.items():
+        assert after[key].info.run_id == run.info.run_id and after[key].info.status == "FINISHED"
+    vit_id = after["classify:vit"].info.run_id
+    assert sorted(m.step for m in client.get_metric_history(vit_id, "train_loss")) == [1, 2]
+    assert (
+        after["vit_vs_cnn:"].data.metrics["resnet18_test_top1"]
+        == before["classify:resnet18"].data.metrics["test_top1"]
+    )

@@ -25,7 +25,9 @@ def test_cli_flags_are_typed():
     ],
 )
 def test_bad_parameters_fail_with_one_line(argv, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+    with pytest.raises(
+        ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")
+    ):
         parse_args(Config, argv)
 
 
@@ -35,3 +37,11 @@ def test_replace_revalidates_and_run_key_ignores_execution_only_fields():
     assert run_key(replace(cfg, lr=0.5), "simclr") != run_key(cfg, "simclr")
     with pytest.raises(ConfigError):
         replace(cfg, temperature=-1)
+
+
+def test_passwords_in_urls_are_redacted_from_params():
+    from projects.core.tracking import redact
+
+    assert redact("postgresql://optuna:s3cret@db:5432/studies") == "postgresql://optuna:***@db:5432/studies"
+    assert redact("postgresql://optuna@db/studies") == "postgresql://optuna@db/studies"
+    assert redact("studies/optuna-journal.log") == "studies/optuna-journal.log"

@@ -14,7 +14,9 @@ def write_cifar(root, name: str, n: int = 20, classes: int = 10):
     folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
     folder.mkdir(parents=True)
     label_key = "labels" if name == "cifar10" else "fine_labels"
-    files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"] if name == "cifar10" else ["train", "test"]
+    files = (
+        [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"] if name == "cifar10" else ["train", "test"]
+    )
     for file in files:
         batch = {
             "data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),

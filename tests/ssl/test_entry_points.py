@@ -13,8 +13,14 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import PYTHON, REPO
 
 TINY_SIMCLR = {
-    "dataset": "synthetic", "fraction": "0.04", "epochs": "2", "batch_size": "32", "knn_bank": "200",
-    "warmup_epochs": "0", "num_workers": "0", "val_fraction": "0.05",
+    "dataset": "synthetic",
+    "fraction": "0.04",
+    "epochs": "2",
+    "batch_size": "32",
+    "knn_bank": "200",
+    "warmup_epochs": "0",
+    "num_workers": "0",
+    "val_fraction": "0.05",
 }
 
 
@@ -47,8 +53,16 @@ def test_simclr_then_linear_eval_on_the_champion():
     champion = client.get_model_version_by_alias("simclr-resnet18", "champion")
     assert champion.run_id == run.info.run_id
 
-    mlflow_run("linear_eval", {"encoder": "models:/simclr-resnet18@champion", "dataset": "synthetic",
-                               "fraction": "0.1", "epochs": "3", "num_workers": "0"})
+    mlflow_run(
+        "linear_eval",
+        {
+            "encoder": "models:/simclr-resnet18@champion",
+            "dataset": "synthetic",
+            "fraction": "0.1",
+            "epochs": "3",
+            "num_workers": "0",
+        },
+    )
     (probe,) = runs("tags.`projects.entry_point` = 'linear_eval'")
     assert probe.info.status == "FINISHED" and probe.data.params["protocol"] == "linear"
     assert 10.0 < probe.data.metrics["test_top1"] <= 100.0  # 10 classes: above chance
@@ -86,11 +100,22 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
     # Stand-in "ImageNet weights" in torchvision's file format, passed as weights_path (offline here).
     weights = tmp_path / "resnet18-f37072fd.pth"
     torch.save(create_model("resnet18", num_classes=1000, stem="imagenet").state_dict(), weights)
-    mlflow_run("ssl_study", {
-        "pretrain_datasets": "synthetic", "fractions": "0.02,0.04", "eval_dataset": "synthetic",
-        "pretrain_epochs": "1", "eval_epochs": "2", "supervised_epochs": "1", "eval_fraction": "0.04",
-        "batch_size": "32", "knn_bank": "100", "num_workers": "0", "weights_path": str(weights),
-    })
+    mlflow_run(
+        "ssl_study",
+        {
+            "pretrain_datasets": "synthetic",
+            "fractions": "0.02,0.04",
+            "eval_dataset": "synthetic",
+            "pretrain_epochs": "1",
+            "eval_epochs": "2",
+            "supervised_epochs": "1",
+            "eval_fraction": "0.04",
+            "batch_size": "32",
+            "knn_bank": "100",
+            "num_workers": "0",
+            "weights_path": str(weights),
+        },
+    )
     (parent,) = runs("tags.`projects.entry_point` = 'ssl_study'")
     assert parent.info.status == "FINISHED"
     children = runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
@@ -107,7 +132,11 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
         ("projects.ssl.simclr", ["--temperature", "0"], "temperature must be > 0"),
         ("projects.ssl.simclr", ["--dataset", "mnist"], "dataset='mnist' is not allowed"),
         ("projects.ssl.simclr", ["--fraction", "2"], "fraction must be in (0, 1]"),
-        ("projects.ssl.linear_eval", ["--encoder", "models:/nope@champion", "--dataset", "synthetic"], "does not resolve"),
+        (
+            "projects.ssl.linear_eval",
+            ["--encoder", "models:/nope@champion", "--dataset", "synthetic"],
+            "does not resolve",
+        ),
         ("projects.ssl.linear_eval", ["--encoder", "not-a-thing"], "is not random, imagenet"),
         ("projects.ssl.finetune", ["--encoder", "imagenet", "--dataset", "synthetic"], "ImageNet weights"),
     ],
@@ -116,7 +145,9 @@ def test_bad_input_is_one_line_exit_2_and_no_run_left_running(tmp_path, module, 
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint")
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
-    result = subprocess.run([PYTHON, "-m", module, *argv], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [PYTHON, "-m", module, *argv], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]

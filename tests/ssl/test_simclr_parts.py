@@ -22,7 +22,9 @@ def test_two_views_differ_and_ablations_switch_steps_off():
     assert {"RandomResizedCrop", "HorizontalFlip", "ColorJitter", "ToGray", "GaussianBlur"} <= set(names)
     off = simclr_augmentation("cifar10", 32, flip=False, color_jitter=0, grayscale=False, blur=False)
     assert [type(t).__name__ for t in off.transforms][:1] == ["RandomResizedCrop"]
-    assert not {"HorizontalFlip", "ColorJitter", "ToGray", "GaussianBlur"} & {type(t).__name__ for t in off.transforms}
+    assert not {"HorizontalFlip", "ColorJitter", "ToGray", "GaussianBlur"} & {
+        type(t).__name__ for t in off.transforms
+    }
 
 
 def test_cifar_and_imagenet_stems():

@@ -67,10 +67,8 @@ def postgres_url() -> Iterator[str]:
     """A throw-away PostgreSQL server on a loopback port (Debian's ``postgresql`` package; CI installs it
     from .ci/apt-packages.txt). postgres refuses to run as root, so under root it runs as ``postgres``."""
     bindir = _pg_bin()
-    if bindir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries missing: apt-get install postgresql (.ci/apt-packages.txt)")
-        pytest.skip("PostgreSQL not installed (apt-get install postgresql)")
+    if bindir is None:  # not a skip: the multi-machine storage must be tested
+        pytest.fail("PostgreSQL binaries missing: apt-get install postgresql (.ci/apt-packages.txt)")
     root = Path(tempfile.mkdtemp(prefix="tune-pg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:

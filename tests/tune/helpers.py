@@ -42,4 +42,5 @@ def assert_trials_match_runs(study: optuna.Study, parent_run_id: str, n: int) ->
         assert run.data.tags["optuna.study_name"] == study.study_name
         assert run.info.status == RUN_STATUS[t.state], (t.number, t.state, run.info.status)
         if t.state != TrialState.FAIL:
-            assert run.data.params["x"] == str(t.params["x"])
+            for key, value in t.params.items():  # the sampled values are the run's params
+                assert run.data.params[key] == str(value), (key, run.data.params[key], value)

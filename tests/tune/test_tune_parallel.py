@@ -25,8 +25,12 @@ N = WORKERS * PER_WORKER
 def run_parallel(write_study, storage: str) -> optuna.Study:
     # sleep_s makes trials overlap, so the four workers really race for the queue
     path = write_study(base={"epochs": 3, "sleep_s": 0.05})
-    summary = tune.run(from_dict(tune.Config, {"study": path, "n_trials": N, "workers": WORKERS,
-                                               "storage": storage, "register": False}))
+    summary = tune.run(
+        from_dict(
+            tune.Config,
+            {"study": path, "n_trials": N, "workers": WORKERS, "storage": storage, "register": False},
+        )
+    )
     assert summary["trials_run"] == N and summary["study_trials"] == N
     study = optuna.load_study(study_name="toy", storage=open_storage(storage))
     workers = {t.user_attrs["tune.worker"] for t in study.trials}
@@ -50,7 +54,9 @@ def test_four_workers_journal_and_dashboard(write_study, tmp_path: Path) -> None
     dashboard = Path(sys.executable).with_name("optuna-dashboard")
     proc = subprocess.Popen(
         [str(dashboard), journal, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120

@@ -27,8 +27,10 @@ def test_median_pruner_stops_bad_region_and_mlflow_matches(write_study) -> None:
         registry={"name": "toy-model", "metric": "final_score"},
     )
     summary = tune_run(study=path, n_trials=12)
-    study = optuna.load_study(study_name="toy", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)))
+    study = optuna.load_study(
+        study_name="toy",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)),
+    )
     trials = study.get_trials()
     states = {t.state for t in trials}
     assert states == {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}, states
@@ -58,8 +60,9 @@ def test_median_pruner_stops_bad_region_and_mlflow_matches(write_study) -> None:
         number = int(run.data.tags["optuna.trial_number"])
         assert len(curve) == len(trials[number].intermediate_values)  # full curve up to where it stopped
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert artifacts == {f"plots/{n}.html" for n in ("optimization_history", "intermediate_values",
-                                                      "param_importances")}
+    assert artifacts == {
+        f"plots/{n}.html" for n in ("optimization_history", "intermediate_values", "param_importances")
+    }
     assert float(parent.data.params["best.x"]) == study.best_params["x"]
     assert parent.data.metrics["best_value"] == study.best_value
 
@@ -68,8 +71,10 @@ def test_median_pruner_stops_bad_region_and_mlflow_matches(write_study) -> None:
 
     # A re-run resumes the study and adds trials, with fresh params (not the first run's sampler stream).
     tune_run(study=path, n_trials=3)
-    study = optuna.load_study(study_name="toy", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)))
+    study = optuna.load_study(
+        study_name="toy",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)),
+    )
     assert len(study.trials) == 15
     first = {round(t.params["x"], 12) for t in study.trials[:12]}
     assert not first & {round(t.params["x"], 12) for t in study.trials[12:]}
@@ -98,8 +103,10 @@ def test_trial_failing_before_its_run_still_gets_a_failed_child_run(write_study)
     # x > 1 is rejected by the toy Config: such trials fail before the entry's run starts
     path = write_study(search_space={"x": {"type": "float", "low": 0.0, "high": 2.0}})
     tune_run(study=path, n_trials=6, register=False)
-    study = optuna.load_study(study_name="toy", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)))
+    study = optuna.load_study(
+        study_name="toy",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(DEFAULT_JOURNAL)),
+    )
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert failed and all("x must be in [0, 1]" in t.user_attrs["error"] for t in failed)
     (parent,) = parent_run("toy")
