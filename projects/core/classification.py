@@ -31,7 +31,7 @@ from projects.core.data import (
 from projects.core.evaluate import validate
 from projects.core.fit import fit_in_run
 from projects.core.loop import Callback, make_loader, resolve_device
-from projects.core.models import STEMS, create_model, log_model_summary, model_names
+from projects.core.models import STEMS, create_model, model_names
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
@@ -151,7 +151,6 @@ def fit_classifier(
         log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
         log_dataset(val.images, val.labels, val.name, cfg.data_dir, "validation")
         log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
-        log_model_summary(model)
         trainer, logs = fit_in_run(
             tr,
             cfg,

@@ -1,4 +1,4 @@
-"""Train a model inside a tracked run: optimiser and schedule from the config, MLflow logging and
+"""Train a model inside a tracked run: its parameter table, optimiser and schedule from the config, MLflow logging and
 checkpoints (with resume) as the standard callbacks, the caller's callbacks (e.g. Optuna pruning) after.
 """
 
@@ -13,6 +13,7 @@ from torch import nn
 
 from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.loop import Callback, EvalFn, StepFn, Trainer
+from projects.core.models import log_model_summary
 from projects.core.optim import create_optimizer, create_scheduler
 from projects.core.tracking import TrackedRun
 from projects.core.train_config import TrainConfig
@@ -33,6 +34,7 @@ def fit_in_run(
     progress: bool = True,
 ) -> tuple[Trainer, dict[str, float]]:
     """Fit ``model`` for ``cfg.epochs``; returns the trainer (for ``best``) and the last epoch's values."""
+    log_model_summary(model)
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_epochs)
     trainer = Trainer(

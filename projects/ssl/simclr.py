@@ -24,7 +24,7 @@ from projects.core.entry import main
 from projects.core.evaluate import extract_features, knn_accuracy
 from projects.core.fit import fit_in_run
 from projects.core.loop import Callback, make_loader, resolve_device
-from projects.core.models import RESNETS, STEMS, create_model, log_model_summary
+from projects.core.models import RESNETS, STEMS, create_model
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
@@ -143,7 +143,6 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     with tracked_run(cfg, "simclr", run_name=run_name, nested=nested, device=device) as tr:
         log_dataset(pretrain.images, pretrain.labels, pretrain.name, cfg.data_dir, "train")
         log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
-        log_model_summary(model)
         trainer, logs = fit_in_run(
             tr,
             cfg,
