@@ -80,4 +80,9 @@ def test_four_workers_journal_and_dashboard(write_study, tmp_path: Path) -> None
 
 
 def test_four_workers_postgres(write_study, postgres_url: str) -> None:
-    run_parallel(write_study, postgres_url)
+    study = run_parallel(write_study, postgres_url)  # asserts 20 trials and 20 matching child runs
+    import psycopg2
+
+    with psycopg2.connect(postgres_url) as conn, conn.cursor() as cursor:  # the rows really are in PostgreSQL
+        cursor.execute("SELECT count(*) FROM trials")
+        assert cursor.fetchone()[0] == len(study.trials) == N
