@@ -19,7 +19,7 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from projects.core.config import check, check_choice, param
+from projects.core.config import check, check_choice, check_shares, param
 from projects.core.data import (
     IMAGE_SIZE,
     NUM_CLASSES,
@@ -52,9 +52,8 @@ class ClassifierConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(0 < self.fraction <= 1, f"fraction must be in (0, 1], got {self.fraction}")
+        check_shares(self)
         check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
-        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         check(0 <= self.cutmix_prob <= 1, f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
         check(self.cutmix_alpha > 0, f"cutmix_alpha must be > 0, got {self.cutmix_alpha}")

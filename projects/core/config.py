@@ -44,6 +44,14 @@ def check_positive(config: Any, *names: str) -> None:
         check(value > 0, f"{name} must be > 0, got {value}")
 
 
+def check_shares(config: Any) -> None:
+    """``fraction`` in (0, 1] (all of a split is fine) and ``val_fraction`` in (0, 1), where declared."""
+    if hasattr(config, "fraction"):
+        check(0 < config.fraction <= 1, f"fraction must be in (0, 1], got {config.fraction}")
+    if hasattr(config, "val_fraction"):
+        check(0 < config.val_fraction < 1, f"val_fraction must be in (0, 1), got {config.val_fraction}")
+
+
 def validate_choices(config: Any) -> None:
     """Check every field declared with ``choices``."""
     for f in dataclasses.fields(config):

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from projects.core.classification import split_train_val
-from projects.core.config import check, param
+from projects.core.config import check, check_shares, param
 from projects.core.data import IMAGE_SIZE, NUM_CLASSES, ArrayDataset, load_split, stratified_fraction
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, validate
@@ -49,8 +49,7 @@ class Config(EncoderParams, TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_encoder()
-        check(0 < self.fraction <= 1, f"fraction must be in (0, 1], got {self.fraction}")
-        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        check_shares(self)
         check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from projects.core.classification import split_train_val
-from projects.core.config import check, param
+from projects.core.config import check, check_shares, param
 from projects.core.data import IMAGE_SIZE, ArrayDataset, load_split, stratified_fraction
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, knn_accuracy
@@ -65,7 +65,7 @@ class Config(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(0 < self.fraction <= 1, f"fraction must be in (0, 1], got {self.fraction}")
+        check_shares(self)
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(
             self.batch_size >= 2, f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}"
@@ -73,7 +73,6 @@ class Config(TrainConfig):
         check(self.proj_dim > 0, f"proj_dim must be > 0, got {self.proj_dim}")
         check(0 < self.crop_scale_min <= 1, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         check(self.color_jitter >= 0, f"color_jitter must be >= 0, got {self.color_jitter}")
-        check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         check(self.knn_bank >= 10, f"knn_bank must be >= 10, got {self.knn_bank}")
         check(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
         check(
