@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 .PHONY: install demo setup test lint mlproject
 
 # uv resolves and installs the ~300 pinned packages in about a minute; pip works too (slower).
+# --seed puts pip in the venv: MLflow records its version in every logged model's environment.
 install:
 	$(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv venv -q --allow-existing --python $(PYTHON) $(VENV)
+	$(PYTHON) -m uv venv -q --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(PYTHON) -m uv pip install -q --python $(BIN)/python -e '.[dev]'
 
 # A real tracked SimCLR job that needs no network: synthetic data, a few epochs, embedded MLflow store.
