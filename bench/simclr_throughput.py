@@ -4,7 +4,9 @@
 2. training-loop images/s: the real pipeline (albumentations two views, DataLoader, Trainer), tracking off;
 3. the same loop inside a tracked MLflow run, as the entry point runs it (curves every 10 steps and every
    epoch, last.pt/best.pt written and logged as artifacts every epoch); loops 2-3 alternate twice and the
-   medians are compared, so slow drift of the machine does not land on one side;
+   medians are compared, so slow drift of the machine does not land on one side. The time spent inside
+   the tracking callbacks is also clocked directly: on a busy machine the wall-time difference of two
+   runs is noisier than the cost itself;
 4. a peer: lightly's SimCLR recipe (SimCLRTransform + NTXentLoss, same ResNet-18 and batch);
 5. bf16 autocast on CPU vs fp32 (compute-only), and its accuracy effect: the same short supervised
    ResNet-18 run on ``synthetic`` in each precision (a few hundred SimCLR steps leave kNN accuracy too
@@ -24,7 +26,7 @@ import numpy as np
 import torch
 
 from projects.core.data import ArrayDataset, load_split
-from projects.core.loop import Trainer, autocast, make_loader
+from projects.core.loop import Callback, Trainer, autocast, make_loader
 from projects.core.models import create_model
 from projects.core.optim import create_optimizer
 from projects.core.transforms import ImageOnly, eval_transform
@@ -60,7 +62,35 @@ def compute_only(batch: int, steps: int, precision: str) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def loop_images_per_sec(batch: int, steps: int, epochs: int, workers: int, tracked: bool) -> float:
+class Clocked(Callback):
+    """Forwards every hook to ``inner`` and adds up the seconds spent in each hook."""
+
+    def __init__(self, inner: Callback):
+        self.inner, self.seconds = inner, {}
+
+    def _timed(self, hook: str, *args) -> None:
+        start = time.perf_counter()
+        getattr(self.inner, hook)(*args)
+        self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - start
+
+    def on_fit_start(self, trainer) -> None:
+        self._timed("on_fit_start", trainer)
+
+    def on_step_end(self, trainer, logs) -> None:
+        self._timed("on_step_end", trainer, logs)
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        self._timed("on_epoch_end", trainer, epoch, logs)
+
+    def on_fit_end(self, trainer) -> None:
+        self._timed("on_fit_end", trainer)
+
+
+def loop_images_per_sec(
+    batch: int, steps: int, epochs: int, workers: int, tracked: bool
+) -> tuple[float, float, float]:
+    """images/s of ``Trainer.fit``, its wall seconds, and the seconds spent in the tracking callbacks'
+    per-step hooks and in all their other hooks."""
     data = load_split("synthetic", "train")
     data = data.subset(np.arange(batch * steps))
     loader = make_loader(
@@ -76,7 +106,8 @@ def loop_images_per_sec(batch: int, steps: int, epochs: int, workers: int, track
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
         with mlflow.start_run() as run:
-            callbacks = [MLflowLogger(run.info.run_id), Checkpointer(f"{tmp}/ck")] if tracked else []
+            callbacks = [Clocked(MLflowLogger(run.info.run_id)), Clocked(Checkpointer(f"{tmp}/ck"))]
+            callbacks = callbacks if tracked else []
             trainer = Trainer(
                 model,
                 opt,
@@ -90,7 +121,9 @@ def loop_images_per_sec(batch: int, steps: int, epochs: int, workers: int, track
             start = time.perf_counter()
             trainer.fit()
             total = time.perf_counter() - start
-        return batch * steps * epochs / total
+        per_step = sum(c.seconds.get("on_step_end", 0.0) for c in callbacks)
+        other = sum(sum(c.seconds.values()) for c in callbacks) - per_step
+        return batch * steps * epochs / total, total, (per_step, other)
 
 
 def lightly_images_per_sec(batch: int, steps: int, epochs: int, workers: int) -> float:
@@ -162,10 +195,15 @@ def main() -> None:
         f"batch {b}, {n} steps x {e} epochs, {w} workers, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
     compute = compute_only(b, n, "fp32")
-    loops = {False: [], True: []}
+    loops, clocked = {False: [], True: []}, []
     for tracked in (False, True, False, True):
-        loops[tracked].append(loop_images_per_sec(b, n, e, w, tracked))
+        rate, wall, (per_step, other) = loop_images_per_sec(b, n, e, w, tracked)
+        loops[tracked].append(round(rate, 2))
+        if tracked:
+            clocked.append((wall, per_step, other))
     loop, tracked = float(np.median(loops[False])), float(np.median(loops[True]))
+    wall, per_step, other = np.sum(clocked, axis=0)
+    epochs_run = len(clocked) * e
     peer = lightly_images_per_sec(b, n, e, w)
     bf16 = compute_only(b, n, "bf16")
     print(f"compute-only fp32          {compute:8.1f} img/s")
@@ -173,7 +211,21 @@ def main() -> None:
         f"training loop (untracked)  {loop:8.1f} img/s   loop/compute = {loop / compute:.3f}   runs {loops[False]}"
     )
     print(f"training loop (MLflow on)  {tracked:8.1f} img/s   runs {loops[True]}")
-    print(f"MLflow tracking cost       {100 * (1 - tracked / loop):8.2f} % of wall time")
+    print(
+        f"MLflow tracking cost       {100 * (1 - tracked / loop):8.2f} % of wall time (difference of medians)"
+    )
+    step_s, epoch_s = per_step / (epochs_run * n), other / epochs_run
+    print(
+        f"inside tracking callbacks  {100 * (per_step + other) / wall:8.2f} % of tracked wall time"
+        f" ({1000 * step_s:.1f} ms per step, {epoch_s:.2f} s per epoch incl. checkpoints)"
+    )
+    # A real epoch is far longer than the bench's: the per-epoch checkpoint cost is spread over it.
+    cifar_steps = 50_000 // b
+    cifar_epoch = cifar_steps * b / loop
+    cost = cifar_steps * step_s + epoch_s
+    print(
+        f"  -> on a CIFAR-10 epoch ({cifar_steps} steps, {cifar_epoch:.0f} s here): {100 * cost / cifar_epoch:.2f} %"
+    )
     print(f"lightly SimCLR recipe      {peer:8.1f} img/s   ours/lightly = {loop / peer:.3f}")
     print(f"compute-only bf16 autocast {bf16:8.1f} img/s   bf16/fp32 = {bf16 / compute:.3f}")
     if not args.skip_accuracy:
