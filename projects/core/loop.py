@@ -204,11 +204,31 @@ class Trainer:
         return logs
 
 
+def seed_augmentation(dataset: Any, seed: int) -> None:
+    """Seed the augmentation that ``dataset`` applies, found along its ``.transform`` chain.
+
+    albumentations keeps its own RNG, not torch's: every DataLoader worker would otherwise start from
+    the same copied state and draw the same crops and flips as its siblings, and runs would not repeat.
+    """
+    transform = getattr(dataset, "transform", None)
+    while transform is not None and not hasattr(transform, "set_random_seed"):
+        transform = getattr(transform, "transform", None)
+    if transform is not None:
+        transform.set_random_seed(seed % 2**32)
+
+
+def _seed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    seed_augmentation(info.dataset, info.seed)  # torch derives info.seed from the loader's generator
+
+
 def make_loader(
     dataset: Any, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False, seed: int = 0
 ):
-    """A DataLoader with a seeded shuffle and persistent workers."""
+    """A DataLoader with a seeded shuffle, seeded augmentation per worker and persistent workers."""
     generator = torch.Generator().manual_seed(seed)
+    if num_workers == 0:
+        seed_augmentation(dataset, seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -216,6 +236,7 @@ def make_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         generator=generator,
+        worker_init_fn=_seed_worker,
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )
