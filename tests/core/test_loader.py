@@ -28,7 +28,7 @@ def test_workers_draw_different_augmentations_and_runs_repeat(transform):
     first = views(2, seed=0, transform=transform)
     # batches 0 and 1 come from different workers; with a copied RNG state they were identical
     assert not torch.equal(first[0], first[1])
-    assert all(torch.equal(a, b) for a, b in zip(first, views(2, seed=0, transform=transform)))
+    assert all(torch.equal(a, b) for a, b in zip(first, views(2, seed=0, transform=transform), strict=True))
     assert not torch.equal(first[0], views(2, seed=1, transform=transform)[0])
     single = views(0, seed=0, transform=transform)
-    assert all(torch.equal(a, b) for a, b in zip(single, views(0, seed=0, transform=transform)))
+    assert all(torch.equal(a, b) for a, b in zip(single, views(0, seed=0, transform=transform), strict=True))
