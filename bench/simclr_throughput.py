@@ -157,8 +157,9 @@ def lightly_images_per_sec(batch: int, steps: int, epochs: int, workers: int) ->
     return seen / (time.perf_counter() - start)
 
 
-def supervised_top1(precision: str, batch: int, epochs: int) -> float:
-    """Test top-1 of ResNet-18 trained on 2,000 synthetic images in ``precision`` (same seed, same batches)."""
+def supervised_top1(precision: str, batch: int, epochs: int, seed: int) -> float:
+    """Test top-1 of ResNet-18 trained on 2,000 synthetic images in ``precision`` (same seed: same initial
+    weights, batches and augmentations in both precisions)."""
     from projects.core.classification import classification_step
     from projects.core.evaluate import validate
     from projects.core.transforms import standard_train_transform
@@ -166,9 +167,9 @@ def supervised_top1(precision: str, batch: int, epochs: int) -> float:
     train = load_split("synthetic", "train").subset(np.arange(2000))
     test = load_split("synthetic", "test")
     loader = make_loader(
-        ArrayDataset(train, ImageOnly(standard_train_transform("synthetic", 32))), batch, True, 0, True
+        ArrayDataset(train, ImageOnly(standard_train_transform("synthetic", 32))), batch, True, 0, True, seed
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = create_model("resnet18", num_classes=10, stem="cifar")
     opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
     step = classification_step(None, 0.0)
@@ -189,6 +190,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training-loop measurement")
     parser.add_argument("--num_workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--skip_accuracy", action="store_true", help="skip the bf16-vs-fp32 accuracy runs")
+    parser.add_argument(
+        "--accuracy_seeds", type=int, default=3, help="seeds of the bf16-vs-fp32 accuracy runs"
+    )
     args = parser.parse_args()
     b, n, e, w = args.batch_size, args.steps, args.epochs, args.num_workers
     print(
@@ -229,9 +233,13 @@ def main() -> None:
     print(f"lightly SimCLR recipe      {peer:8.1f} img/s   ours/lightly = {loop / peer:.3f}")
     print(f"compute-only bf16 autocast {bf16:8.1f} img/s   bf16/fp32 = {bf16 / compute:.3f}")
     if not args.skip_accuracy:
-        acc32, acc16 = supervised_top1("fp32", b, 2), supervised_top1("bf16", b, 2)
+        # One short run's accuracy moves by several points with the seed: compare over seeds.
+        seeds = range(args.accuracy_seeds)
+        acc = {p: [round(supervised_top1(p, b, 2, seed), 1) for seed in seeds] for p in ("fp32", "bf16")}
+        diff = np.subtract(acc["bf16"], acc["fp32"])
         print(
-            f"supervised ResNet-18, 2 epochs on 2,000 synthetic images: test top-1 fp32 {acc32:.1f}%  bf16 {acc16:.1f}%"
+            f"supervised ResNet-18, 2 epochs on 2,000 synthetic images, seeds {list(seeds)}: test top-1"
+            f" fp32 {acc['fp32']}  bf16 {acc['bf16']}  bf16 - fp32 = {diff.mean():+.1f} (per seed {np.round(diff, 1).tolist()})"
         )
 
 
