@@ -1,61 +1,92 @@
-"""SimCLR throughput, measured in one run (not a test):
+"""SimCLR throughput on this machine's CPU, measured side by side in one run (not a test):
 
-1. compute-only images/s: the SimCLR model's forward + NT-Xent + backward + step on synthetic tensors;
-2. training-loop images/s: the real pipeline (albumentations two views, DataLoader, Trainer), tracking off;
-3. the same loop inside a tracked MLflow run, as the entry point runs it (curves every 10 steps and every
-   epoch, last.pt/best.pt written and logged as artifacts every epoch); loops 2-3 alternate twice and the
-   medians are compared, so slow drift of the machine does not land on one side. The time spent inside
-   the tracking callbacks is also clocked directly: on a busy machine the wall-time difference of two
-   runs is noisier than the cost itself;
-4. a peer: lightly's SimCLR recipe (SimCLRTransform + NTXentLoss, same ResNet-18 and batch);
-5. bf16 autocast on CPU vs fp32 (compute-only), and its accuracy effect: the same short supervised
-   ResNet-18 run on ``synthetic`` in each precision (a few hundred SimCLR steps leave kNN accuracy too
-   close to chance to compare precisions).
+1. augmentation alone, views/s on one core: the batched on-device augmentation vs albumentations;
+2. compute-only images/s: the model step on ready tensors, in the precision ``auto`` picks here;
+3. the training loop with our defaults (``pipeline=device augment=batched``), untracked and inside a
+   tracked MLflow run as the entry point runs it (the time inside the tracking callbacks clocked
+   directly), and with ``augment=albumentations`` in DataLoader workers;
+4. a peer: lightly's recipe (SimCLRTransform on PIL images in workers + NTXentLoss, fp32), same
+   ResNet-18 and batch.
 
-    python bench/simclr_throughput.py --batch_size 128 --steps 20 --epochs 2
+    python bench/simclr_throughput.py --batch_size 128 --steps 10 --epochs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from projects.core.data import ArrayDataset, load_split
-from projects.core.loop import Callback, Trainer, autocast, make_loader
-from projects.core.models import create_model
-from projects.core.optim import create_optimizer
-from projects.core.transforms import ImageOnly, eval_transform
-from projects.ssl.losses.ntxent import nt_xent
-from projects.ssl.model import SimCLRModel
-from projects.ssl.simclr import simclr_step
-from projects.ssl.views import TwoViews, simclr_augmentation
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from projects.core.batch_augment import Normalize, SimCLRAugment  # noqa: E402
+from projects.core.config import from_dict  # noqa: E402
+from projects.core.data import MEAN_STD, load_split  # noqa: E402
+from projects.core.loop import Callback, autocast  # noqa: E402
+from projects.core.models import create_model  # noqa: E402
+from projects.core.optim import create_optimizer  # noqa: E402
+from projects.core.trainer_factory import create_trainer  # noqa: E402
+from projects.ssl.model import SimCLRModel  # noqa: E402
+from projects.ssl.simclr_recipe import Config, build  # noqa: E402
+from projects.ssl.views import simclr_augmentation  # noqa: E402
+
+DEVICE = torch.device("cpu")
 
 
-def new_model() -> SimCLRModel:
-    torch.manual_seed(0)
-    return SimCLRModel(create_model("resnet18", stem="cifar"))
+def views_per_sec_one_core(batch: int, repeats: int = 5) -> tuple[float, float]:
+    """Augmented views/s of one core: batched (one 512-image batch op) vs albumentations (per image)."""
+    data = load_split("synthetic", "train")
+    images = data.images[:batch]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        batched = SimCLRAugment(Normalize(*MEAN_STD["synthetic"]), 32)
+        x = torch.from_numpy(images).permute(0, 3, 1, 2)
+        batched(x)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            batched(x)
+        ours = batch * repeats / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    reference = simclr_augmentation("synthetic", 32)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for image in images:
+            reference(image=image)
+    return ours, batch * repeats / (time.perf_counter() - start)
+
+
+def config(batch: int, steps: int, epochs: int, workers: int, **extra) -> Config:
+    # fraction chosen so that the pretraining split holds exactly steps x batch images (+ < 1 batch)
+    fraction = min(1.0, (steps * batch + batch // 2) / 4500)
+    values = {"dataset": "synthetic", "batch_size": batch, "epochs": epochs, "num_workers": workers}
+    return from_dict(Config, {**values, "fraction": fraction, "warmup_epochs": 0, **extra})
 
 
 def compute_only(batch: int, steps: int, precision: str) -> float:
-    model = new_model()
+    torch.manual_seed(0)
+    model = SimCLRModel(create_model("resnet18", num_classes=0, stem="cifar"))
     opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
+    from projects.ssl.losses.ntxent import nt_xent
+
     x = torch.randn(2 * batch, 3, 32, 32)
-    device = torch.device("cpu")
 
     def step() -> None:
-        with autocast(precision, device):
+        with autocast(precision, DEVICE):
             z = model(x)
             loss = nt_xent(z[:batch], z[batch:], 0.5)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    step()  # warm-up
+    step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
@@ -63,15 +94,15 @@ def compute_only(batch: int, steps: int, precision: str) -> float:
 
 
 class Clocked(Callback):
-    """Forwards every hook to ``inner`` and adds up the seconds spent in each hook."""
+    """Forwards every hook to ``inner`` and adds up the seconds spent in it."""
 
     def __init__(self, inner: Callback):
-        self.inner, self.seconds = inner, {}
+        self.inner, self.seconds = inner, 0.0
 
     def _timed(self, hook: str, *args) -> None:
         start = time.perf_counter()
         getattr(self.inner, hook)(*args)
-        self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - start
+        self.seconds += time.perf_counter() - start
 
     def on_fit_start(self, trainer) -> None:
         self._timed("on_fit_start", trainer)
@@ -86,99 +117,45 @@ class Clocked(Callback):
         self._timed("on_fit_end", trainer)
 
 
-def loop_images_per_sec(
-    batch: int, steps: int, epochs: int, workers: int, tracked: bool
-) -> tuple[float, float, float]:
-    """images/s of ``Trainer.fit``, its wall seconds, and the seconds spent in the tracking callbacks'
-    per-step hooks and in all their other hooks."""
-    data = load_split("synthetic", "train")
-    data = data.subset(np.arange(batch * steps))
-    loader = make_loader(
-        ArrayDataset(data, TwoViews(simclr_augmentation("synthetic", 32))), batch, True, workers, True
-    )
-    model = new_model()
-    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
-    import mlflow
-
-    from projects.core.callbacks import Checkpointer, MLflowLogger
-
-    # Both variants are timed the same way: wall time of Trainer.fit over the same batches.
+def loop_images_per_sec(cfg: Config, tracked: bool) -> tuple[float, float, float]:
+    """images/s of ``Trainer.fit`` (no evaluation), its wall seconds, seconds inside tracking callbacks."""
+    setup = build(cfg, DEVICE)
     with tempfile.TemporaryDirectory() as tmp:
+        import mlflow
+
+        from projects.core.callbacks import Checkpointer, MLflowLogger
+
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
         with mlflow.start_run() as run:
             callbacks = [Clocked(MLflowLogger(run.info.run_id)), Clocked(Checkpointer(f"{tmp}/ck"))]
-            callbacks = callbacks if tracked else []
-            trainer = Trainer(
-                model,
-                opt,
-                loader,
-                simclr_step(0.5),
-                epochs=epochs,
-                precision="fp32",
+            trainer = create_trainer(
+                cfg,
+                setup.model,
+                setup.train_loader,
+                setup.step,
+                evaluate=None,
+                monitor=None,
+                device=DEVICE,
+                callbacks=callbacks if tracked else [],
                 progress=False,
-                callbacks=callbacks,
+                batch_transform=setup.batch_transform,
             )
             start = time.perf_counter()
             trainer.fit()
-            total = time.perf_counter() - start
-        per_step = sum(c.seconds.get("on_step_end", 0.0) for c in callbacks)
-        other = sum(sum(c.seconds.values()) for c in callbacks) - per_step
-        return batch * steps * epochs / total, total, (per_step, other)
+            wall = time.perf_counter() - start
+    images = len(setup.train_loader) * cfg.batch_size * cfg.epochs
+    inside = sum(c.seconds for c in callbacks) if tracked else 0.0
+    return images / wall, wall, inside
 
 
-def lightly_images_per_sec(batch: int, steps: int, epochs: int, workers: int) -> float:
-    from lightly.loss import NTXentLoss
-    from lightly.transforms import SimCLRTransform
-    from PIL import Image
+def lightly_images_per_sec(cfg: Config) -> float:
+    """lightly's recipe on the same images: PIL transforms in workers, fp32, SGD (bench/simclr_recipe.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from simclr_recipe import train_lightly
 
-    data = load_split("synthetic", "train").subset(np.arange(batch * steps))
-    transform = SimCLRTransform(input_size=32, gaussian_blur=0.0)
-
-    class Views(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(data)
-
-        def __getitem__(self, i: int):
-            return transform(Image.fromarray(data.images[i])), int(data.labels[i])
-
-    loader = make_loader(Views(), batch, True, workers, True)
-    model, criterion = new_model(), NTXentLoss(temperature=0.5)
-    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
-    model.train()
-    start, seen = time.perf_counter(), 0
-    for _ in range(epochs):
-        for (v1, v2), _ in loader:
-            z = model(torch.cat([v1, v2]))
-            loss = criterion(z[: len(v1)], z[len(v1) :])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            seen += len(v1)
-    return seen / (time.perf_counter() - start)
-
-
-def supervised_top1(precision: str, batch: int, epochs: int, seed: int) -> float:
-    """Test top-1 of ResNet-18 trained on 2,000 synthetic images in ``precision`` (same seed: same initial
-    weights, batches and augmentations in both precisions)."""
-    from projects.core.classification import classification_step
-    from projects.core.evaluate import validate
-    from projects.core.transforms import standard_train_transform
-
-    train = load_split("synthetic", "train").subset(np.arange(2000))
-    test = load_split("synthetic", "test")
-    loader = make_loader(
-        ArrayDataset(train, ImageOnly(standard_train_transform("synthetic", 32))), batch, True, 0, True, seed
-    )
-    torch.manual_seed(seed)
-    model = create_model("resnet18", num_classes=10, stem="cifar")
-    opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
-    step = classification_step(None, 0.0)
-    Trainer(model, opt, loader, step, epochs=epochs, precision=precision, progress=False).fit()
-    test_loader = make_loader(
-        ArrayDataset(test, ImageOnly(eval_transform("synthetic", 32, 32))), 256, False, 0
-    )
-    with autocast(precision, torch.device("cpu")):
-        return validate(model, test_loader, torch.device("cpu"))["val_top1"]
+    setup = build(cfg, DEVICE)
+    _, seconds = train_lightly(setup.pretrain, cfg.epochs, cfg.batch_size, cfg.seed, cfg.num_workers, DEVICE)
+    return len(setup.train_loader) * cfg.batch_size * cfg.epochs / seconds
 
 
 def main() -> None:
@@ -186,61 +163,43 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch")
+    parser.add_argument("--steps", type=int, default=10, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training-loop measurement")
     parser.add_argument("--num_workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--skip_accuracy", action="store_true", help="skip the bf16-vs-fp32 accuracy runs")
-    parser.add_argument(
-        "--accuracy_seeds", type=int, default=3, help="seeds of the bf16-vs-fp32 accuracy runs"
-    )
     args = parser.parse_args()
     b, n, e, w = args.batch_size, args.steps, args.epochs, args.num_workers
     print(
         f"batch {b}, {n} steps x {e} epochs, {w} workers, {torch.get_num_threads()} threads, torch {torch.__version__}"
     )
-    compute = compute_only(b, n, "fp32")
-    loops, clocked = {False: [], True: []}, []
-    for tracked in (False, True, False, True):
-        rate, wall, (per_step, other) = loop_images_per_sec(b, n, e, w, tracked)
-        loops[tracked].append(round(rate, 2))
-        if tracked:
-            clocked.append((wall, per_step, other))
-    loop, tracked = float(np.median(loops[False])), float(np.median(loops[True]))
-    wall, per_step, other = np.sum(clocked, axis=0)
-    epochs_run = len(clocked) * e
-    peer = lightly_images_per_sec(b, n, e, w)
-    bf16 = compute_only(b, n, "bf16")
-    print(f"compute-only fp32          {compute:8.1f} img/s")
+    ours_views, album_views = views_per_sec_one_core(512)
     print(
-        f"training loop (untracked)  {loop:8.1f} img/s   loop/compute = {loop / compute:.3f}   runs {loops[False]}"
+        f"augmentation, one core     batched {ours_views:8.0f} views/s   albumentations {album_views:8.0f} views/s"
+        f"   ratio {ours_views / album_views:.2f}"
     )
-    print(f"training loop (MLflow on)  {tracked:8.1f} img/s   runs {loops[True]}")
+    defaults = config(b, n, e, w)
+    precision = create_trainer(
+        defaults, torch.nn.Linear(1, 1), [None], lambda *_: None, evaluate=None, monitor=None, device=DEVICE
+    ).precision
+    compute = compute_only(b, n, precision)
+    untracked, tracked, clocked = [], [], []
+    for _ in range(2):  # alternate, so slow drift of the machine does not land on one side
+        untracked.append(loop_images_per_sec(defaults, tracked=False)[0])
+        rate, wall, inside = loop_images_per_sec(defaults, tracked=True)
+        tracked.append(rate)
+        clocked.append(inside / wall)
+    album = loop_images_per_sec(config(b, n, e, w, augment="albumentations", pipeline="workers"), False)[0]
+    peer = lightly_images_per_sec(defaults)
+    loop = float(np.median(untracked))
+    print(f"precision auto -> {precision}")
+    print(f"compute-only               {compute:8.1f} img/s")
     print(
-        f"MLflow tracking cost       {100 * (1 - tracked / loop):8.2f} % of wall time (difference of medians)"
+        f"loop, defaults (device)    {loop:8.1f} img/s   loop/compute {loop / compute:.3f}   runs {np.round(untracked, 1).tolist()}"
     )
-    step_s, epoch_s = per_step / (epochs_run * n), other / epochs_run
     print(
-        f"inside tracking callbacks  {100 * (per_step + other) / wall:8.2f} % of tracked wall time"
-        f" ({1000 * step_s:.1f} ms per step, {epoch_s:.2f} s per epoch incl. checkpoints)"
+        f"loop, defaults, MLflow on  {np.median(tracked):8.1f} img/s   inside tracking callbacks {100 * np.mean(clocked):.2f} % of wall time"
     )
-    # A real epoch is far longer than the bench's: the per-epoch checkpoint cost is spread over it.
-    cifar_steps = 50_000 // b
-    cifar_epoch = cifar_steps * b / loop
-    cost = cifar_steps * step_s + epoch_s
-    print(
-        f"  -> on a CIFAR-10 epoch ({cifar_steps} steps, {cifar_epoch:.0f} s here): {100 * cost / cifar_epoch:.2f} %"
-    )
-    print(f"lightly SimCLR recipe      {peer:8.1f} img/s   ours/lightly = {loop / peer:.3f}")
-    print(f"compute-only bf16 autocast {bf16:8.1f} img/s   bf16/fp32 = {bf16 / compute:.3f}")
-    if not args.skip_accuracy:
-        # One short run's accuracy moves by several points with the seed: compare over seeds.
-        seeds = range(args.accuracy_seeds)
-        acc = {p: [round(supervised_top1(p, b, 2, seed), 1) for seed in seeds] for p in ("fp32", "bf16")}
-        diff = np.subtract(acc["bf16"], acc["fp32"])
-        print(
-            f"supervised ResNet-18, 2 epochs on 2,000 synthetic images, seeds {list(seeds)}: test top-1"
-            f" fp32 {acc['fp32']}  bf16 {acc['bf16']}  bf16 - fp32 = {diff.mean():+.1f} (per seed {np.round(diff, 1).tolist()})"
-        )
+    print(f"loop, albumentations       {album:8.1f} img/s   ({w} workers)")
+    print(f"lightly's recipe           {peer:8.1f} img/s   ours/lightly {loop / peer:.3f}")
 
 
 if __name__ == "__main__":

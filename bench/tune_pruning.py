@@ -25,9 +25,14 @@ import yaml
 from torch import nn
 
 from projects.core.callbacks import MLflowLogger
-from projects.core.classification import split_train_val
 from projects.core.config import from_dict, param
-from projects.core.data import ArrayDataset, load_split, stratified_fraction, to_tensor_normalized
+from projects.core.data import (
+    ArrayDataset,
+    load_split,
+    split_train_val,
+    stratified_fraction,
+    to_tensor_normalized,
+)
 from projects.core.evaluate import validate
 from projects.core.loop import Callback, Trainer, make_loader
 from projects.core.tracking import tracked_run
@@ -61,7 +66,7 @@ def small_cnn(num_classes: int = 10) -> nn.Module:
     )
 
 
-def step(model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, int]:
+def step(model: nn.Module, batch) -> tuple[torch.Tensor, int]:
     images, labels = batch
     return F.cross_entropy(model(images), labels), len(images)
 

@@ -38,7 +38,7 @@ EXPECTED_FILES = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageArrays:
     images: np.ndarray  # uint8, (N, H, W, 3)
     labels: np.ndarray  # int64, (N,); -1 where unlabelled
@@ -50,6 +50,15 @@ class ImageArrays:
 
     def subset(self, index: np.ndarray, name: str | None = None) -> ImageArrays:
         return ImageArrays(self.images[index], self.labels[index], name or self.name, self.classes)
+
+    def concat(self, other: ImageArrays) -> ImageArrays:
+        """A new set holding both; neither input changes."""
+        return ImageArrays(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.labels, other.labels]),
+            f"{self.name}+{other.name}",
+            self.classes,
+        )
 
 
 # torchvision verifies md5 sums of the official archives' files. With md5=None its own check_integrity
@@ -125,6 +134,18 @@ def stratified_fraction(data: ImageArrays, fraction: float, seed: int) -> ImageA
         keep.append(rng.choice(idx, size=k, replace=False))
     index = np.sort(np.concatenate(keep))
     return data.subset(index, name=f"{data.name}[{fraction:g}]")
+
+
+def split_train_val(data: ImageArrays, val_fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:
+    """A seeded, class-stratified train/val split of a training set."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for label in np.unique(data.labels):
+        idx = np.flatnonzero(data.labels == label)
+        val.append(rng.choice(idx, size=max(1, int(round(val_fraction * len(idx)))), replace=False))
+    val_index = np.sort(np.concatenate(val))
+    train_index = np.setdiff1d(np.arange(len(data)), val_index)
+    return data.subset(train_index, f"{data.name}-train"), data.subset(val_index, f"{data.name}-val")
 
 
 class ArrayDataset(Dataset):

@@ -60,9 +60,17 @@ def knn_accuracy(
     temperature: float = 0.07,
     chunk: int = 1024,
 ) -> float:
-    """Weighted kNN top-1 (%) on cosine similarity (Wu et al. 2018), the usual SSL monitor."""
-    train = F.normalize(train_feats, dim=1)
-    test = F.normalize(test_feats, dim=1)
+    """Weighted kNN top-1 (%) on cosine similarity (Wu et al. 2018), the usual SSL monitor.
+
+    Computed in float32 even under autocast: similarities rank neighbours, and the votes are float32.
+    """
+    with torch.autocast(train_feats.device.type, enabled=False):
+        return _knn_accuracy(train_feats, train_labels, test_feats, test_labels, k, temperature, chunk)
+
+
+def _knn_accuracy(train_feats, train_labels, test_feats, test_labels, k, temperature, chunk) -> float:
+    train = F.normalize(train_feats.float(), dim=1)
+    test = F.normalize(test_feats.float(), dim=1)
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     k = min(k, len(train))
     correct = 0

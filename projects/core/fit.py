@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from projects.core.callbacks import Checkpointer, MLflowLogger
-from projects.core.loop import Callback, EvalFn, StepFn, Trainer
+from projects.core.loop import BatchTransform, Callback, EvalFn, StepFn, Trainer
 from projects.core.models import log_model_summary
-from projects.core.optim import create_optimizer, create_scheduler
 from projects.core.tracking import TrackedRun
 from projects.core.train_config import TrainConfig
+from projects.core.trainer_factory import create_trainer, resolve_compile
 
 
 def fit_in_run(
@@ -32,24 +32,32 @@ def fit_in_run(
     callbacks: Sequence[Callback] = (),
     precision: str | None = None,
     progress: bool = True,
+    batch_transform: BatchTransform | None = None,
 ) -> tuple[Trainer, dict[str, float]]:
-    """Fit ``model`` for ``cfg.epochs``; returns the trainer (for ``best``) and the last epoch's values."""
+    """Fit ``model`` for ``cfg.epochs``; returns the trainer (for ``best``) and the last epoch's values.
+
+    The resolved precision, compilation and memory format are logged as tags.
+    """
     log_model_summary(model)
-    optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_epochs)
-    trainer = Trainer(
+    trainer = create_trainer(
+        cfg,
         model,
-        optimizer,
         train_loader,
         step_fn,
-        epochs=cfg.epochs,
-        scheduler=scheduler,
         evaluate=evaluate,
-        callbacks=[MLflowLogger(tr.run_id), Checkpointer(tr.checkpoint_dir, resumed=tr.resumed), *callbacks],
-        device=device,
-        precision=precision or cfg.precision,
         monitor=monitor,
+        device=device,
+        callbacks=[MLflowLogger(tr.run_id), Checkpointer(tr.checkpoint_dir, resumed=tr.resumed), *callbacks],
+        precision=precision,
         progress=progress,
+        batch_transform=batch_transform,
+    )
+    mlflow.set_tags(
+        {
+            "precision": trainer.precision,
+            "channels_last": str(trainer.channels_last).lower(),
+            "compiled": str(resolve_compile(cfg.compile, device)).lower(),
+        }
     )
     start = time.perf_counter()
     logs = trainer.fit()

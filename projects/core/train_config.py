@@ -8,6 +8,9 @@ from projects.core.config import check, check_positive, param, validate_choices
 from projects.core.data import DATASETS
 from projects.core.loop import DEVICES, PRECISIONS
 from projects.core.optim import OPTIMIZERS
+from projects.core.pipeline import AUGMENTS, PIPELINES
+
+COMPILE_CHOICES = ("auto", "true", "false")
 
 
 @dataclass
@@ -25,9 +28,24 @@ class TrainConfig:
     seed: int = param(0, "random seed (data subset, init, shuffling)")
     device: str = param("auto", "auto picks cuda when available", DEVICES)
     precision: str = param(
-        "auto", "auto = fp16 AMP on CUDA, fp32 on CPU; bf16 autocast on either", PRECISIONS
+        "auto",
+        "auto = bf16 autocast where the GPU/CPU has bf16 kernels, fp16 + grad scaler on older GPUs, else fp32",
+        PRECISIONS,
     )
-    num_workers: int = param(2, "DataLoader worker processes")
+    compile: str = param("auto", "torch.compile the model; auto = on CUDA only", COMPILE_CHOICES)
+    pipeline: str = param(
+        "auto",
+        "device: the split as one uint8 tensor on the training device; workers: DataLoader workers; "
+        "auto: device where it fits",
+        PIPELINES,
+    )
+    augment: str = param(
+        "batched",
+        "batched: per-sample random augmentation of whole batches on the device; "
+        "albumentations: per image in DataLoader workers (the reference)",
+        AUGMENTS,
+    )
+    num_workers: int = param(2, "DataLoader worker processes (pipeline=workers and evaluation)")
     resume: bool = param(True, "continue an interrupted run with the same parameters")
     register: bool = param(True, "log the final model and register it in the MLflow model registry")
 
@@ -38,3 +56,7 @@ class TrainConfig:
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(
+            not (self.pipeline == "device" and self.augment == "albumentations"),
+            "augment=albumentations runs per image in DataLoader workers; use pipeline=workers or auto",
+        )

@@ -16,13 +16,21 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from projects.core.classification import split_train_val
+from projects.core import pipeline
+from projects.core.batch_augment import Normalize
 from projects.core.config import check, check_shares, param
-from projects.core.data import IMAGE_SIZE, NUM_CLASSES, ArrayDataset, load_split, stratified_fraction
+from projects.core.data import (
+    IMAGE_SIZE,
+    MEAN_STD,
+    NUM_CLASSES,
+    load_split,
+    split_train_val,
+    stratified_fraction,
+)
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, validate
 from projects.core.fit import fit_in_run
-from projects.core.loop import Callback, make_loader, resolve_device
+from projects.core.loop import Callback, autocast, make_loader, resolve_device
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
 from projects.core.transforms import ImageOnly, eval_transform
@@ -53,8 +61,8 @@ class Config(EncoderParams, TrainConfig):
         check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
 
 
-def linear_step(model: nn.Module, batch, device: torch.device) -> tuple[torch.Tensor, int]:
-    features, labels = (t.to(device) for t in batch)
+def linear_step(model: nn.Module, batch) -> tuple[torch.Tensor, int]:
+    features, labels = batch
     return F.cross_entropy(model(features), labels), len(labels)
 
 
@@ -77,9 +85,17 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
         start = time.perf_counter()
         feats = {}
+        normalize = Normalize(*MEAN_STD[cfg.dataset], size=cfg.image_size or native)
+        feed = {
+            "pipeline": cfg.pipeline,
+            "augment": cfg.augment,
+            "num_workers": cfg.num_workers,
+            "device": device,
+        }
         for name, split in (("train", train), ("val", val), ("test", test)):
-            loader = make_loader(ArrayDataset(split, plain), 256, False, cfg.num_workers)
-            feats[name] = extract_features(encoder, loader, device)
+            loader = pipeline.eval_loader(split, **feed, per_image=plain, normalize=normalize)
+            with autocast(cfg.precision, device):
+                feats[name] = extract_features(encoder, loader, device)
         mlflow.log_metric("feature_time_s", time.perf_counter() - start)
         # Standardise with training statistics: one lr then suits every encoder's feature scale.
         mean, std = feats["train"][0].mean(0), feats["train"][0].std(0).clamp_min(1e-6)

@@ -1,143 +1,32 @@
-"""``simclr``: SimCLR pretraining (Chen et al. 2020, Algorithm 1) with a per-epoch kNN monitor.
+"""``simclr``: SimCLR pretraining (:mod:`projects.ssl.simclr_recipe`) inside a tracked MLflow run.
 
-For each batch of N images: two augmented views (2N), h = f(x), z = g(h), NT-Xent over the 2N
-projections. After each epoch, a weighted kNN classifier on f's features (bank: labelled training
-images, queries: a held-out validation split) gives ``knn_top1``, the value to watch and to prune on.
-The encoder f (without g) is registered as ``simclr-<arch>``; ``champion`` follows ``knn_top1``.
+Logs the curves (``knn_top1`` per epoch is the value to watch and to prune on), checkpoints and data
+fingerprints; the encoder f (without g) is registered as ``simclr-<arch>``, ``champion`` follows
+``knn_top1``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import mlflow
 import numpy as np
-import torch
-from torch import nn
 
-from projects.core.classification import split_train_val
-from projects.core.config import check, check_shares, param
-from projects.core.data import IMAGE_SIZE, ArrayDataset, load_split, stratified_fraction
 from projects.core.entry import main
-from projects.core.evaluate import extract_features, knn_accuracy
 from projects.core.fit import fit_in_run
-from projects.core.loop import Callback, make_loader, resolve_device
-from projects.core.models import RESNETS, STEMS, create_model
+from projects.core.loop import Callback, resolve_device
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
-from projects.core.train_config import TrainConfig
-from projects.core.transforms import ImageOnly, eval_transform
-from projects.ssl.heads import HEADS
-from projects.ssl.losses.ntxent import nt_xent
-from projects.ssl.model import SimCLRModel
-from projects.ssl.views import TwoViews, simclr_augmentation
+from projects.ssl.simclr_recipe import Config, build
 
-PRETRAIN_SPLITS = ("train", "train+unlabeled")
-
-
-@dataclass
-class Config(TrainConfig):
-    dataset: str = param("cifar10", "pretraining dataset", ("cifar10", "cifar100", "stl10", "synthetic"))
-    split: str = param(
-        "train", "pretraining split; train+unlabeled adds STL-10's 100k unlabelled images", PRETRAIN_SPLITS
-    )
-    fraction: float = param(1.0, "seeded, class-stratified share of the pretraining split, in (0, 1]")
-    arch: str = param("resnet18", "encoder f", tuple(RESNETS))
-    stem: str = param("cifar", "ResNet stem (cifar: 3x3/1, no max-pool; imagenet: 7x7/2 + max-pool)", STEMS)
-    head: str = param("mlp", "projection head g", HEADS)
-    proj_dim: int = param(128, "output dimension of g")
-    temperature: float = param(0.5, "NT-Xent temperature tau")
-    epochs: int = param(100, "pretraining epochs")
-    batch_size: int = param(256, "images per step (2x views)")
-    lr: float = param(1e-3, "peak learning rate (after warmup)")
-    weight_decay: float = param(1e-4, "weight decay")
-    warmup_epochs: float = param(10.0, "linear warmup epochs before cosine decay")
-    crop_scale_min: float = param(0.08, "RandomResizedCrop minimum area share")
-    flip: bool = param(True, "random horizontal flip")
-    color_jitter: float = param(1.0, "colour-jitter strength s (p=0.8); 0 disables")
-    grayscale: bool = param(True, "random grayscale (p=0.2)")
-    blur: bool = param(False, "Gaussian blur (p=0.5); the paper skips it on CIFAR")
-    val_fraction: float = param(0.1, "share of the labelled training split held out as kNN queries")
-    knn_bank: int = param(5000, "labelled training images in the kNN memory bank")
-    knn_k: int = param(20, "neighbours of the weighted kNN monitor")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_shares(self)
-        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        check(
-            self.batch_size >= 2, f"batch_size must be >= 2 (NT-Xent needs negatives), got {self.batch_size}"
-        )
-        check(self.proj_dim > 0, f"proj_dim must be > 0, got {self.proj_dim}")
-        check(0 < self.crop_scale_min <= 1, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        check(self.color_jitter >= 0, f"color_jitter must be >= 0, got {self.color_jitter}")
-        check(self.knn_bank >= 10, f"knn_bank must be >= 10, got {self.knn_bank}")
-        check(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
-        check(
-            self.split == "train" or self.dataset == "stl10",
-            f"split={self.split!r} exists only for stl10; use split=train for {self.dataset}",
-        )
-
-
-def simclr_step(temperature: float):
-    def step(model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
-        (view1, view2), _ = batch
-        n = len(view1)
-        z = model(torch.cat([view1, view2]).to(device, non_blocking=True))
-        return nt_xent(z[:n], z[n:], temperature), n
-
-    return step
-
-
-class KnnMonitor:
-    """``evaluate`` hook: kNN top-1 of the encoder's features on the validation split."""
-
-    def __init__(self, bank_loader, query_loader, device: torch.device, k: int):
-        self.bank_loader, self.query_loader, self.device, self.k = bank_loader, query_loader, device, k
-
-    def __call__(self, model: SimCLRModel) -> dict[str, float]:
-        bank, bank_labels = extract_features(model.encoder, self.bank_loader, self.device)
-        query, query_labels = extract_features(model.encoder, self.query_loader, self.device)
-        return {"knn_top1": knn_accuracy(bank, bank_labels, query, query_labels, k=self.k)}
+__all__ = ["Config", "run"]
 
 
 def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False) -> dict[str, Any]:
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    size = IMAGE_SIZE[cfg.dataset]
-    labelled = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download)
-    train, val = split_train_val(labelled, cfg.val_fraction, cfg.seed)
-    pretrain = stratified_fraction(train, cfg.fraction, cfg.seed)
-    if cfg.split == "train+unlabeled":
-        unlabeled = load_split(cfg.dataset, "unlabeled", cfg.data_dir, cfg.download)
-        unlabeled = stratified_fraction(unlabeled, cfg.fraction, cfg.seed)
-        pretrain.images = np.concatenate([pretrain.images, unlabeled.images])
-        pretrain.labels = np.concatenate([pretrain.labels, unlabeled.labels])
-    check(
-        len(pretrain) >= cfg.batch_size,
-        f"batch_size={cfg.batch_size} exceeds the {len(pretrain)} pretraining images",
-    )
-    bank = stratified_fraction(train, min(1.0, cfg.knn_bank / len(train)), cfg.seed + 1)
-
-    augment = simclr_augmentation(
-        cfg.dataset, size, cfg.crop_scale_min, cfg.flip, cfg.color_jitter, cfg.grayscale, cfg.blur
-    )
-    plain = ImageOnly(eval_transform(cfg.dataset, size, size))
-    # drop_last: NT-Xent's difficulty depends on batch size; keep every step's negatives count equal.
-    train_loader = make_loader(
-        ArrayDataset(pretrain, TwoViews(augment)),
-        cfg.batch_size,
-        True,
-        cfg.num_workers,
-        drop_last=True,
-        seed=cfg.seed,
-    )
-    bank_loader = make_loader(ArrayDataset(bank, plain), 512, False, cfg.num_workers)
-    query_loader = make_loader(ArrayDataset(val, plain), 512, False, cfg.num_workers)
-
-    model = SimCLRModel(create_model(cfg.arch, num_classes=0, stem=cfg.stem), cfg.head, cfg.proj_dim)
+    setup = build(cfg, device)
+    pretrain, val, size = setup.pretrain, setup.val, setup.image_size
     run_name = f"simclr-{cfg.arch}-{cfg.dataset}-{cfg.fraction:g}"
     with tracked_run(cfg, "simclr", run_name=run_name, nested=nested, device=device) as tr:
         log_dataset(pretrain.images, pretrain.labels, pretrain.name, cfg.data_dir, "train")
@@ -145,13 +34,14 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         trainer, logs = fit_in_run(
             tr,
             cfg,
-            model,
-            train_loader,
-            simclr_step(cfg.temperature),
-            evaluate=KnnMonitor(bank_loader, query_loader, device, cfg.knn_k),
+            setup.model,
+            setup.train_loader,
+            setup.step,
+            evaluate=setup.monitor,
             monitor="knn_top1",
             device=device,
             callbacks=callbacks,
+            batch_transform=setup.batch_transform,
         )
         final = {
             **logs,
@@ -162,7 +52,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         mlflow.log_metrics({k: final[k] for k in ("best_knn_top1", "pretrain_images")})
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)
-            log_and_register(model.encoder, f"simclr-{cfg.arch}", "knn_top1", logs["knn_top1"], example)
+            log_and_register(setup.model.encoder, f"simclr-{cfg.arch}", "knn_top1", logs["knn_top1"], example)
         return final
 
 

@@ -1,4 +1,5 @@
-"""SimCLR's stochastic augmentation t ~ T, applied twice per image (albumentations)."""
+"""SimCLR's stochastic augmentation t ~ T, applied twice per image: per image with albumentations in
+DataLoader workers (the reference), or per batch on the device (:class:`BatchTwoViews`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
+from projects.core.batch_augment import Augmentation
 from projects.core.transforms import normalize
 
 
@@ -50,3 +52,21 @@ class TwoViews:
 
     def __call__(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform(image=image)["image"], self.transform(image=image)["image"]
+
+
+class BatchTwoViews:
+    """Trainer ``batch_transform``: (uint8 images, labels) -> ((view1, view2), labels), both views drawn
+    independently per sample by a batched augmentation; its generator state is checkpointed."""
+
+    def __init__(self, augment: Augmentation):
+        self.augment = augment
+
+    def __call__(self, batch: tuple[torch.Tensor, torch.Tensor]):
+        images, labels = batch
+        return (self.augment(images), self.augment(images)), labels
+
+    def state_dict(self) -> dict:
+        return self.augment.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.augment.load_state_dict(state)

@@ -67,7 +67,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     batch = torch.ones(4, 2)
     epoch = {"n": 0}
 
-    def step(m: nn.Module, b: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, int]:
+    def step(m: nn.Module, b: torch.Tensor) -> tuple[torch.Tensor, int]:
         return m(b).pow(2).mean(), len(b)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
