@@ -18,6 +18,7 @@ call cut short still returns what it measured; a summary table is printed last.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -247,26 +248,25 @@ def classify_throughput(
 
 
 def synthetic_pipelines(
-    epochs: int, seeds: list[int], workers: int, device, out, fraction: float = 1.0
+    epochs: int,
+    seeds: list[int],
+    workers: int,
+    device,
+    out,
+    overrides: dict[str, Any] | None = None,
+    probe_images: int | None = None,
 ) -> list[dict]:
-    """Probe top-1 on ``synthetic`` after the same epochs with either pipeline."""
+    """Probe top-1 on ``synthetic`` after the same epochs with either pipeline (simclr defaults otherwise)."""
     train = load_split("synthetic", "train")
     test = load_split("synthetic", "test")
-    if fraction < 1:  # a quick check of the code paths, not a measurement
-        train, test = train.subset(np.arange(200)), test.subset(np.arange(100))
+    if probe_images:
+        train, test = train.subset(np.arange(probe_images)), test.subset(np.arange(probe_images // 2))
     mean, std = MEAN_STD["synthetic"]
     rows = []
     for seed in seeds:
         for augment, mode in (("batched", "device"), ("albumentations", "workers")):
-            params = {
-                "dataset": "synthetic",
-                "epochs": epochs,
-                "seed": seed,
-                "compile": "false",
-                "fraction": fraction,
-            }
-            params |= {"augment": augment, "pipeline": mode, "num_workers": workers}
-            params |= {"knn_bank": 100, "val_fraction": 0.02} if fraction < 1 else {"knn_bank": 2000}
+            params = {"dataset": "synthetic", "epochs": epochs, "seed": seed, "knn_bank": 2000}
+            params |= {"augment": augment, "pipeline": mode, "num_workers": workers, **(overrides or {})}
             encoder, seconds, knn = simclr_recipe.train_ours(params, device)
             top1 = simclr_recipe.probe(encoder, train, test, mean, std, device)
             row = {"bench": "synthetic-pipelines", "augment": augment, "seed": seed, "probe_top1": top1}
@@ -283,10 +283,15 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check every path on a CPU")
     parser.add_argument("--parts", nargs="+", default=["recipe", "throughput", "synthetic"])
     parser.add_argument("--variants", nargs="+", default=list(simclr_recipe.VARIANTS))
+    parser.add_argument("--synthetic_epochs", type=int, default=15)
+    parser.add_argument(
+        "--synthetic_overrides", default="{}", help='JSON, e.g. {"fraction": 0.2, "batch_size": 64}'
+    )
+    parser.add_argument("--synthetic_probe_images", type=int, default=None, help="default: all")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")) / "gpu.jsonl")
     args = parser.parse_args()
     device = resolve_device("auto")
-    workers = min(12, os.cpu_count() or 1)
+    workers = min(12, max(1, (os.cpu_count() or 1) - 1))
     smoke = args.smoke
     if device.type == "cuda":
         emit(
@@ -327,8 +332,16 @@ def main() -> None:
                 emit(args.out, all_rows[-1])
 
     if "synthetic" in args.parts:
+        smoke_sizes = {"fraction": 0.06, "knn_bank": 100, "val_fraction": 0.02}
+        overrides = smoke_sizes if smoke else json.loads(args.synthetic_overrides)
         rows = synthetic_pipelines(
-            1 if smoke else 15, [0] if smoke else [0, 1, 2], workers, device, args.out, 0.06 if smoke else 1.0
+            1 if smoke else args.synthetic_epochs,
+            [0] if smoke else [0, 1, 2],
+            workers,
+            device,
+            args.out,
+            overrides,
+            200 if smoke else args.synthetic_probe_images,
         )
         all_rows += rows
 

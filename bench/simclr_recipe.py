@@ -43,30 +43,44 @@ from projects.core.models import create_model  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
 from projects.ssl.simclr_recipe import Config, build  # noqa: E402
 
-# Variants of our recipe: overrides of simclr's Config defaults.
+# Variants of our recipe: overrides of simclr's Config defaults (AdamW 1e-3, 10 warmup epochs, colour
+# jitter 1.0, MLP head, temperature 0.5). "lightly_like" takes lightly's optimiser, jitter and head.
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    # the defaults before this comparison: AdamW, 10 warmup epochs, colour jitter 1.0, MLP head without BN
-    "adamw_warmup10_cj1_mlp": {
-        "optimizer": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "warmup_epochs": 10,
+    "warmup1": {"warmup_epochs": 1},
+    "lightly_like": {
+        "optimizer": "sgd",
+        "lr": 0.12,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 0,
+        "color_jitter": 0.5,
+        "head": "mlp_bn",
+    },
+    "lightly_like_cj1": {
+        "optimizer": "sgd",
+        "lr": 0.12,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 0,
         "color_jitter": 1.0,
+        "head": "mlp_bn",
+    },
+    "lightly_like_mlp": {
+        "optimizer": "sgd",
+        "lr": 0.12,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 0,
+        "color_jitter": 0.5,
         "head": "mlp",
     },
-    "adamw_warmup1_cj1_mlp": {
-        "optimizer": "adamw",
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "warmup_epochs": 1,
-        "color_jitter": 1.0,
-        "head": "mlp",
+    "lightly_like_t02": {
+        "optimizer": "sgd",
+        "lr": 0.12,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 0,
+        "color_jitter": 0.5,
+        "head": "mlp_bn",
+        "temperature": 0.2,
     },
-    "adamw_warmup1": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "warmup_epochs": 1},
-    "cj1": {"color_jitter": 1.0},
-    "mlp": {"head": "mlp"},
-    "t02": {"temperature": 0.2},
 }
 
 
@@ -106,17 +120,7 @@ def train_ours(params: dict[str, Any], device: torch.device) -> tuple[nn.Module,
     """Our SimCLR, as the entry point trains it (minus MLflow): encoder, training seconds, kNN curve."""
     cfg = from_dict(Config, {"register": False, "resume": False, **params})
     setup = build(cfg, device)
-    trainer = create_trainer(
-        cfg,
-        setup.model,
-        setup.train_loader,
-        setup.step,
-        evaluate=setup.monitor,
-        monitor="knn_top1",
-        device=device,
-        progress=False,
-        batch_transform=setup.batch_transform,
-    )
+    trainer = create_trainer(cfg, setup.model, **setup.trainer_args(), device=device, progress=False)
     start = time.perf_counter()
     trainer.fit()
     if device.type == "cuda":

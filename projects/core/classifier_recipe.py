@@ -162,6 +162,12 @@ def build_data(cfg: ClassifierConfig, device: torch.device) -> ClassifierData:
     test_tf = ImageOnly(eval_transform(cfg.dataset, size, native))
     normalize = Normalize(*MEAN_STD[cfg.dataset], size=size)
     mixup = create_mixup(cfg, num_classes)
+    # CutMix/Mixup pair each image with another of an even, full batch: the last partial batch is dropped.
+    check(
+        mixup is None or len(train) >= cfg.batch_size,
+        f"batch_size={cfg.batch_size} exceeds the {len(train)} training images: no full batch to train on "
+        "(CutMix drops the partial one); lower batch_size or raise fraction",
+    )
     feed = {
         "pipeline": cfg.pipeline,
         "augment": cfg.augment,

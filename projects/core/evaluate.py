@@ -47,7 +47,7 @@ def extract_features(
     feats, labels = [], []
     for images, y in loader:
         feats.append(encoder(images.to(device, non_blocking=True)).float().cpu())
-        labels.append(torch.as_tensor(y))
+        labels.append(torch.as_tensor(y).cpu())
     return torch.cat(feats), torch.cat(labels)
 
 

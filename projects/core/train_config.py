@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from projects.core.config import check, check_positive, param, validate_choices
 from projects.core.data import DATASETS
 from projects.core.loop import DEVICES, PRECISIONS
@@ -32,7 +34,12 @@ class TrainConfig:
         "auto = bf16 autocast where the GPU/CPU has bf16 kernels, fp16 + grad scaler on older GPUs, else fp32",
         PRECISIONS,
     )
-    compile: str = param("auto", "torch.compile the model; auto = on CUDA only", COMPILE_CHOICES)
+    compile: str = param(
+        "false",
+        "torch.compile the model (auto = on CUDA only); off by default: on an H200 it made a SimCLR epoch 8% "
+        "faster and cost 21 s to compile",
+        COMPILE_CHOICES,
+    )
     pipeline: str = param(
         "auto",
         "device: the split as one uint8 tensor on the training device; workers: DataLoader workers; "
@@ -56,6 +63,10 @@ class TrainConfig:
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
+        check(
+            self.device != "cuda" or torch.cuda.is_available(),
+            "device=cuda but no CUDA GPU is visible to torch; use device=auto or cpu",
+        )
         check(
             not (self.pipeline == "device" and self.augment == "albumentations"),
             "augment=albumentations runs per image in DataLoader workers; use pipeline=workers or auto",

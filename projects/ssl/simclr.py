@@ -32,16 +32,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         log_dataset(pretrain.images, pretrain.labels, pretrain.name, cfg.data_dir, "train")
         log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
         trainer, logs = fit_in_run(
-            tr,
-            cfg,
-            setup.model,
-            setup.train_loader,
-            setup.step,
-            evaluate=setup.monitor,
-            monitor="knn_top1",
-            device=device,
-            callbacks=callbacks,
-            batch_transform=setup.batch_transform,
+            tr, cfg, setup.model, **setup.trainer_args(), device=device, callbacks=callbacks
         )
         final = {
             **logs,

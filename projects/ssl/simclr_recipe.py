@@ -30,7 +30,6 @@ from projects.core.data import (
 from projects.core.evaluate import extract_features, knn_accuracy
 from projects.core.loop import BatchTransform
 from projects.core.models import RESNETS, STEMS, create_model
-from projects.core.optim import OPTIMIZERS
 from projects.core.train_config import TrainConfig
 from projects.core.transforms import ImageOnly, eval_transform
 from projects.ssl.heads import HEADS
@@ -50,18 +49,17 @@ class Config(TrainConfig):
     fraction: float = param(1.0, "seeded, class-stratified share of the pretraining split, in (0, 1]")
     arch: str = param("resnet18", "encoder f", tuple(RESNETS))
     stem: str = param("cifar", "ResNet stem (cifar: 3x3/1, no max-pool; imagenet: 7x7/2 + max-pool)", STEMS)
-    head: str = param("mlp_bn", "projection head g", HEADS)
+    head: str = param("mlp", "projection head g", HEADS)
     proj_dim: int = param(128, "output dimension of g")
     temperature: float = param(0.5, "NT-Xent temperature tau")
     epochs: int = param(100, "pretraining epochs")
     batch_size: int = param(256, "images per step (2x views)")
-    optimizer: str = param("sgd", "optimiser (timm's factory; sgd is Nesterov SGD)", OPTIMIZERS)
-    lr: float = param(0.12, "peak learning rate (after warmup); 0.06 x batch_size / 128 for sgd")
-    weight_decay: float = param(5e-4, "weight decay (not on biases and norm weights)")
-    warmup_epochs: float = param(0.0, "linear warmup epochs before cosine decay")
+    lr: float = param(1e-3, "peak learning rate (after warmup)")
+    weight_decay: float = param(1e-4, "weight decay (not on biases and norm weights)")
+    warmup_epochs: float = param(10.0, "linear warmup epochs before cosine decay")
     crop_scale_min: float = param(0.08, "RandomResizedCrop minimum area share")
     flip: bool = param(True, "random horizontal flip")
-    color_jitter: float = param(0.5, "colour-jitter strength s (p=0.8); 0 disables")
+    color_jitter: float = param(1.0, "colour-jitter strength s (p=0.8); 0 disables")
     grayscale: bool = param(True, "random grayscale (p=0.2)")
     blur: bool = param(False, "Gaussian blur (p=0.5); the paper skips it on CIFAR")
     val_fraction: float = param(0.1, "share of the labelled training split held out as kNN queries")
@@ -120,6 +118,16 @@ class SimCLRSetup:
     step: Any
     monitor: KnnMonitor
     image_size: int
+
+    def trainer_args(self) -> dict[str, Any]:
+        """What ``create_trainer`` / ``fit_in_run`` take from the setup, by their parameter names."""
+        return {
+            "train_loader": self.train_loader,
+            "step_fn": self.step,
+            "evaluate": self.monitor,
+            "monitor": "knn_top1",
+            "batch_transform": self.batch_transform,
+        }
 
 
 def build(cfg: Config, device: torch.device) -> SimCLRSetup:

@@ -56,14 +56,19 @@ class TwoViews:
 
 class BatchTwoViews:
     """Trainer ``batch_transform``: (uint8 images, labels) -> ((view1, view2), labels), both views drawn
-    independently per sample by a batched augmentation; its generator state is checkpointed."""
+    independently per sample by a batched augmentation; its generator state is checkpointed.
+
+    Both views come from one call on the batch twice over: every one of the 2N samples draws its own
+    parameters, and the device runs each augmentation kernel once per step instead of twice.
+    """
 
     def __init__(self, augment: Augmentation):
         self.augment = augment
 
     def __call__(self, batch: tuple[torch.Tensor, torch.Tensor]):
         images, labels = batch
-        return (self.augment(images), self.augment(images)), labels
+        view1, view2 = self.augment(torch.cat([images, images])).chunk(2)
+        return (view1, view2), labels
 
     def state_dict(self) -> dict:
         return self.augment.state_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,4 +82,24 @@ def test_bad_input_from_the_command_line(isolated_mlflow: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == EXIT_USER_ERROR, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "model='nope' is not allowed" in lines[0]
+    assert_nothing_running()
+
+
+def test_cuda_without_a_gpu_is_refused_before_anything_runs(monkeypatch, capsys) -> None:
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    called = []
+    with pytest.raises(SystemExit) as exc:
+        main(train.Config, called.append, ["--device", "cuda"])
+    assert exc.value.code == EXIT_USER_ERROR and called == []
+    assert "device=cuda but no CUDA GPU" in capsys.readouterr().err
+    assert_nothing_running()
+
+
+def test_a_batch_larger_than_the_training_subset_is_refused_before_training(capsys) -> None:
+    argv = ["--dataset", "synthetic", "--fraction", "0.01", "--batch_size", "512", "--epochs", "1"]
+    with pytest.raises(SystemExit) as exc:
+        main(train.Config, train.run, argv)
+    assert exc.value.code == EXIT_USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert re.match(r"error: batch_size=512 exceeds the \d+ training images", err[-1]), err
     assert_nothing_running()

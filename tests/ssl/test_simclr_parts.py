@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from projects.core.batch_augment import Normalize, SimCLRAugment
 from projects.core.models import create_model
 from projects.ssl.heads import create_head
 from projects.ssl.model import SimCLRModel
-from projects.ssl.views import TwoViews, simclr_augmentation
+from projects.ssl.views import BatchTwoViews, TwoViews, simclr_augmentation
 
 
 @pytest.mark.parametrize(("kind", "out"), [("none", 512), ("mlp", 128), ("mlp_bn", 64)])
@@ -34,3 +35,14 @@ def test_cifar_and_imagenet_stems():
     assert cifar.conv1.stride == (1, 1) and isinstance(cifar.maxpool, torch.nn.Identity)
     assert imagenet.conv1.stride == (2, 2)
     assert SimCLRModel(cifar)(x).shape == (2, 128) and imagenet(x).shape == (2, 512)
+
+
+def test_batched_two_views_of_one_image_differ_from_each_other_and_across_the_batch():
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8))
+    images = image.expand(8, 3, 32, 32).clone()
+    (v1, v2), labels = BatchTwoViews(SimCLRAugment(Normalize((0.5,) * 3, (0.25,) * 3), 32))(
+        (images, torch.zeros(8))
+    )
+    assert v1.shape == v2.shape == (8, 3, 32, 32) and len(labels) == 8
+    assert all(not torch.allclose(a, b) for a, b in zip(v1, v2, strict=True))
+    assert len({tuple(v.flatten()[:64].tolist()) for v in torch.cat([v1, v2])}) == 16
