@@ -43,7 +43,7 @@ from projects.core.classifier_recipe import (  # noqa: E402
 )
 from projects.core.config import from_dict  # noqa: E402
 from projects.core.data import MEAN_STD, ImageArrays, load_split  # noqa: E402
-from projects.core.loop import autocast, resolve_device  # noqa: E402
+from projects.core.loop import resolve_device  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
 from projects.core.transforms import ImageOnly, standard_train_transform  # noqa: E402
@@ -80,27 +80,17 @@ def fake_cifar(n: int) -> ImageArrays:
 
 def compute_only(trainer, make_batch, steps: int, device: torch.device) -> float:
     """images/s of the model step alone on a ready batch on the device (same precision/memory format)."""
-    model, optimizer = trainer.model.to(device), trainer.optimizer
+    trainer.model.to(device)
     if trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
+        trainer.model.to(memory_format=torch.channels_last)
     batch = make_batch()
-    model.train()
-
-    def step() -> int:
-        with autocast(trainer.precision, device):
-            loss, n = trainer.step_fn(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        trainer.scaler.scale(loss).backward()
-        trainer.scaler.step(optimizer)
-        trainer.scaler.update()
-        return n
-
+    trainer.model.train()
     for _ in range(3):
-        step()
+        trainer.train_step(batch)
     sync(device)
     start, seen = time.perf_counter(), 0
     for _ in range(steps):
-        seen += step()
+        seen += trainer.train_step(batch)[1]
     sync(device)
     return seen / (time.perf_counter() - start)
 

@@ -11,6 +11,7 @@ these are tested against.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from torchvision.ops import roi_align
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # ITU-R 601 luma, as torchvision rounds it
 
 
-class Augmentation:
+class Augmentation(abc.ABC):
     """Owns the seeded generator; subclasses implement ``__call__(uint8 images) -> float images``."""
 
     def __init__(self, seed: int, device: torch.device | str = "cpu"):
@@ -44,8 +45,9 @@ class Augmentation:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
 
+    @abc.abstractmethod
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """uint8 NCHW images -> augmented, normalised float32 NCHW images."""
 
 
 # -- geometry --------------------------------------------------------------------------------------

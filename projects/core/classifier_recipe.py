@@ -168,12 +168,7 @@ def build_data(cfg: ClassifierConfig, device: torch.device) -> ClassifierData:
         f"batch_size={cfg.batch_size} exceeds the {len(train)} training images: no full batch to train on "
         "(CutMix drops the partial one); lower batch_size or raise fraction",
     )
-    feed = {
-        "pipeline": cfg.pipeline,
-        "augment": cfg.augment,
-        "num_workers": cfg.num_workers,
-        "device": device,
-    }
+    feed = pipeline.feed_options(cfg, device)
     train_loader = pipeline.train_loader(
         train,
         **feed,

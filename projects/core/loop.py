@@ -200,6 +200,16 @@ class Trainer:
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
+    def train_step(self, batch: Any) -> tuple[torch.Tensor, int]:
+        """Loss under autocast, backward, optimiser step, for a batch already on the device and transformed."""
+        with autocast(self.precision, self.device):
+            loss, n_images = self.step_fn(self.model, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss, n_images
+
     def train_one_epoch(self) -> dict[str, float]:
         self.model.train()
         total_loss, total_images, steps = 0.0, 0, 0
@@ -219,12 +229,7 @@ class Trainer:
                 batch = self.batch_transform(batch)
             if self.channels_last:
                 batch = to_device(batch, self.device, channels_last=True)
-            with autocast(self.precision, self.device):
-                loss, n_images = self.step_fn(self.model, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            loss, n_images = self.train_step(batch)
             self.global_step += 1
             self._call("on_optimizer_step")
             steps += 1

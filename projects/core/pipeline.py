@@ -27,6 +27,16 @@ AUGMENTS = ("batched", "albumentations")
 DEVICE_MEMORY_SHARE = 0.25
 
 
+def feed_options(cfg: Any, device: torch.device) -> dict[str, Any]:
+    """The keyword arguments of :func:`train_loader` / :func:`eval_loader` that a training config sets."""
+    return {
+        "pipeline": cfg.pipeline,
+        "augment": cfg.augment,
+        "num_workers": cfg.num_workers,
+        "device": device,
+    }
+
+
 def images_to_tensor(data: ImageArrays) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (N, 3, H, W) images and int64 labels; a view of the numpy arrays (NHWC memory = channels_last)."""
     images = torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2)

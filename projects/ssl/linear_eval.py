@@ -86,12 +86,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         start = time.perf_counter()
         feats = {}
         normalize = Normalize(*MEAN_STD[cfg.dataset], size=cfg.image_size or native)
-        feed = {
-            "pipeline": cfg.pipeline,
-            "augment": cfg.augment,
-            "num_workers": cfg.num_workers,
-            "device": device,
-        }
+        feed = pipeline.feed_options(cfg, device)
         for name, split in (("train", train), ("val", val), ("test", test)):
             loader = pipeline.eval_loader(split, **feed, per_image=plain, normalize=normalize)
             with autocast(cfg.precision, device):

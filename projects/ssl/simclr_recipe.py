@@ -148,12 +148,7 @@ def build(cfg: Config, device: torch.device) -> SimCLRSetup:
 
     views = (cfg.crop_scale_min, cfg.flip, cfg.color_jitter, cfg.grayscale, cfg.blur)
     normalize = Normalize(*MEAN_STD[cfg.dataset])
-    feed = {
-        "pipeline": cfg.pipeline,
-        "augment": cfg.augment,
-        "num_workers": cfg.num_workers,
-        "device": device,
-    }
+    feed = pipeline.feed_options(cfg, device)
     # drop_last: NT-Xent's difficulty depends on batch size; keep every step's negatives count equal.
     train_loader = pipeline.train_loader(
         pretrain,
