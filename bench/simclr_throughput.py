@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from projects.core.batch_augment import Normalize, SimCLRAugment  # noqa: E402
 from projects.core.config import from_dict  # noqa: E402
 from projects.core.data import MEAN_STD, load_split  # noqa: E402
-from projects.core.loop import Callback, autocast  # noqa: E402
+from projects.core.loop import Callback, autocast, resolve_precision  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.optim import create_optimizer  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
@@ -177,9 +177,7 @@ def main() -> None:
         f"   ratio {ours_views / album_views:.2f}"
     )
     defaults = config(b, n, e, w)
-    precision = create_trainer(
-        defaults, torch.nn.Linear(1, 1), [None], lambda *_: None, evaluate=None, monitor=None, device=DEVICE
-    ).precision
+    precision = resolve_precision(defaults.precision, DEVICE)
     compute = compute_only(b, n, precision)
     untracked, tracked, clocked = [], [], []
     for _ in range(2):  # alternate, so slow drift of the machine does not land on one side

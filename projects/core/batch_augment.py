@@ -263,8 +263,9 @@ class Normalize:
             x = F.interpolate(
                 x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
             )
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
-        return (x - mean) / std
+        if self.mean.device != x.device:  # once: no host-to-device copy on every batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
 
 
 class StandardAugment(Augmentation):
