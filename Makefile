@@ -3,7 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo setup test lint mlproject
+.PHONY: system-tools install demo setup test lint mlproject
+
+# COLMAP, ffmpeg, PostgreSQL (.ci/apt-packages.txt): installed with apt-get as root, else one line saying
+# what to run. The image studies do not need them.
+system-tools:
+	.ci/system-tools
 
 # uv resolves and installs the ~300 pinned packages in about a minute; pip works too (slower).
 # --seed puts pip in the venv: MLflow records its version in every logged model's environment.
@@ -17,7 +22,7 @@ demo:
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e simclr --env-manager local \
 		-P dataset=synthetic -P fraction=0.2 -P epochs=3 -P batch_size=128 -P knn_bank=1000 -P warmup_epochs=0
 
-setup: install demo
+setup: system-tools install demo
 
 # Every suite (what CI runs). TESTS=tests/ssl picks one; the NeRF suite needs ../shared/data and the
 # system tools in .ci/apt-packages.txt (COLMAP, ffmpeg, PostgreSQL for the Optuna storage test).

@@ -48,3 +48,23 @@ def test_code_passes_ruff_lint_and_format():
     assert lint.returncode == 0, lint.stdout[-3000:]
     fmt = subprocess.run([*ruff, "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout[-3000:]
+
+
+def test_system_tools_check_names_the_missing_package(tmp_path):
+    """`make setup` runs .ci/system-tools; without a tool (and without root to install it) it says in one
+    line which apt packages to install."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cat", "tr", "id", "dirname"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    script = REPO / ".ci" / "system-tools"
+    env = {"PATH": str(bin_dir), "PG_ROOT": str(tmp_path / "none")}
+    result = subprocess.run(
+        [shutil.which("bash"), str(script), "--check"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "missing system tools (NeRF study, PostgreSQL tests): sudo apt-get install -y postgresql colmap ffmpeg"
+    )

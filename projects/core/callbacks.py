@@ -13,6 +13,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from projects.core.checkpoint import load_checkpoint, save_checkpoint
+from projects.core.errors import TrainingError
 from projects.core.loop import Callback, Trainer
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ class MLflowLogger(Callback):
     Step metrics are buffered and sent with ``log_batch`` once per epoch (and every ``flush_s``
     seconds), so tracking costs one request per epoch, not one per step. Epoch metrics use the
     epoch number as their step; step metrics (``step_loss``, ``step_lr``) the global step.
+
+    A resumed fit replays from its checkpoint; points at steps the run already has (logged after that
+    checkpoint by the interrupted process) are not sent again, so every curve has one point per step.
+    A failed send keeps the buffer and is retried at the next flush; only the final one must succeed.
     """
 
     def __init__(self, run_id: str | None = None, flush_s: float = 30.0):
@@ -32,16 +37,33 @@ class MLflowLogger(Callback):
         self.flush_s = flush_s
         self.buffer: list[Metric] = []
         self.last_flush = time.monotonic()
+        self.logged_until: dict[str, int] = {}  # metric key -> last step the run already has
 
-    def _flush(self) -> None:
-        for i in range(0, len(self.buffer), 1000):  # MLflow's log_batch limit
-            self.client.log_batch(self.run_id, metrics=self.buffer[i : i + 1000], synchronous=True)
-        self.buffer.clear()
+    def _flush(self, final: bool = False) -> None:
+        try:
+            while self.buffer:
+                chunk = self.buffer[:1000]  # MLflow's log_batch limit
+                self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+                del self.buffer[:1000]
+        except Exception as exc:
+            if final:
+                raise
+            log.warning("could not send %d metric values (%s); will retry", len(self.buffer), exc)
         self.last_flush = time.monotonic()
 
     def _add(self, logs: dict[str, float], step: int, prefix: str = "") -> None:
         now = int(time.time() * 1000)
-        self.buffer.extend(Metric(f"{prefix}{k}", float(v), now, step) for k, v in logs.items())
+        for key, value in logs.items():
+            name = f"{prefix}{key}"
+            if step > self.logged_until.get(name, -1):
+                self.buffer.append(Metric(name, float(value), now, step))
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.global_step == 0:
+            return
+        for key in self.client.get_run(self.run_id).data.metrics:
+            history = self.client.get_metric_history(self.run_id, key)
+            self.logged_until[key] = max((m.step for m in history), default=-1)
 
     def on_step_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
         self._add({"loss": logs["step_loss"], "lr": logs["lr"]}, trainer.global_step, prefix="step_")
@@ -52,8 +74,11 @@ class MLflowLogger(Callback):
         self._add(logs, epoch)
         self._flush()
 
-    def on_fit_end(self, trainer: Trainer) -> None:
+    def on_interrupt(self, trainer: Trainer) -> None:
         self._flush()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._flush(final=True)
 
 
 class Checkpointer(Callback):
@@ -95,6 +120,9 @@ class Checkpointer(Callback):
         shutil.copyfile(local, self.last)
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        # Temp files of a write that a killed process never finished (they are never loaded).
+        for stale in self.directory.glob(".*.pt.*.tmp") if self.directory.is_dir() else ():
+            stale.unlink(missing_ok=True)
         self._fetch_remote()
         if self.last.exists():
             state = load_checkpoint(self.last)
@@ -102,14 +130,30 @@ class Checkpointer(Callback):
             self.restored_epoch = trainer.epoch
             log.info("resumed from %s at epoch %d", self.last, trainer.epoch)
 
+    def _log_artifact(self, path: Path) -> None:
+        if not self.log_artifacts or mlflow.active_run() is None:
+            return
+        try:
+            mlflow.log_artifact(str(path), "checkpoints")
+        except Exception as exc:  # the store is full, unwritable or gone: the local checkpoint is kept
+            raise TrainingError(
+                f"cannot copy {path} to the run's artifact store ({type(exc).__name__}: {exc}); the local "
+                "checkpoint is kept: fix the store and re-run the same command to resume"
+            ) from None
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         save_checkpoint({**trainer.state_dict(), **self.extra_state}, self.last)
         if trainer.is_best:
             save_checkpoint({"model": trainer.model.state_dict(), "epoch": epoch, "logs": logs}, self.best)
-        if self.log_artifacts and mlflow.active_run() is not None:
-            mlflow.log_artifact(str(self.last), "checkpoints")
-            if trainer.is_best:
-                mlflow.log_artifact(str(self.best), "checkpoints")
+        self._log_artifact(self.last)
+        if trainer.is_best:
+            self._log_artifact(self.best)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """The state at the step the stop arrived at: a resume loses no finished step."""
+        save_checkpoint({**trainer.state_dict(), **self.extra_state}, self.last)
+        log.info("saved %s at step %d (epoch %d)", self.last, trainer.global_step, trainer.epoch + 1)
+        self._log_artifact(self.last)
 
 
 class OptunaPruning(Callback):

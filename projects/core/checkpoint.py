@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -9,22 +10,34 @@ from typing import Any
 
 import torch
 
-from projects.core.errors import CheckpointError
+from projects.core.errors import CheckpointError, TrainingError
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to a temp file beside ``path``, then rename: a crash never leaves half a file."""
+    """Write ``state`` to a temp file beside ``path``, then rename: a crash never leaves half a file.
+
+    A full disk or an unwritable folder is one ``TrainingError`` line; the previous file stays intact.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        buffer = io.BytesIO()  # serialised first: torch.save reports a failed write as a RuntimeError
+        torch.save(state, buffer)
         with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
+            handle.write(buffer.getbuffer())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise TrainingError(
+                f"cannot write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint is "
+                "intact: free space or fix the folder, then re-run the same command to resume"
+            ) from None
         raise
     return path
 

@@ -1,29 +1,56 @@
-"""Entry-point wrapper: parse the typed config, run, and turn user errors into one line + exit 2."""
+"""Entry-point wrapper: parse the typed config, check the environment, run; user errors become one line.
+
+Exit codes: 0 success; 2 bad input (nothing computed); 1 a run that could not go on (``TrainingError``);
+128 + signal number after SIGINT (130) or SIGTERM (143), the run KILLED with a checkpoint.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from projects.core import guardian, signals
 from projects.core.config import parse_args
 from projects.core.errors import ProjectError
+from projects.core.preflight import preflight
 
 C = TypeVar("C")
 
 EXIT_USER_ERROR = 2
 
 
+def _note_on_launcher_run(message: str) -> None:
+    """Under ``mlflow run``, an error before our run started: say why on the launcher's run (which the
+    launcher then marks FAILED)."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    from mlflow.tracking import MlflowClient
+
+    with contextlib.suppress(Exception):
+        MlflowClient().set_tag(run_id, guardian.END_REASON_TAG, message[:5000])
+
+
 def main(config_cls: type[C], run: Callable[[C], Any], argv: Sequence[str] | None = None) -> None:
     """``python -m projects.<study>.<task> --param value ...``: the body of every entry point."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = parse_args(config_cls, argv)
-        run(config)
+        with signals.handled(), guardian.enabled():
+            config = parse_args(config_cls, argv)
+            preflight()
+            run(config)
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        print("interrupted: the run is marked KILLED; re-run the same command to resume", file=sys.stderr)
-        sys.exit(130)
+        _note_on_launcher_run(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt as exc:
+        name = getattr(exc, "signal_name", "SIGINT")
+        print(
+            f"interrupted ({name}): the run is marked KILLED; re-run the same command to resume",
+            file=sys.stderr,
+        )
+        sys.exit(exc.exit_code if isinstance(exc, signals.Interrupted) else 130)

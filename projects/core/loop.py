@@ -4,13 +4,19 @@ every per-step and per-epoch value through callbacks (MLflow logging, checkpoint
 A training step has explicit stages: the batch moves to the device, ``batch_transform`` runs there
 (batched augmentation, two SSL views, CutMix/Mixup), ``step_fn`` computes the loss under autocast, the
 optimiser steps, then ``on_optimizer_step`` runs (e.g. momentum encoders), and every
-``log_every_n_steps`` steps ``on_step_end`` receives the running loss for logging.
+``log_every_n_steps`` steps (and at the end of every epoch) ``on_step_end`` receives the mean loss of the
+steps since its last call, for logging.
+
+Interruptions: a stop signal takes effect between steps; ``on_interrupt`` lets the checkpoint callback
+save the state at that step (with how many steps of the epoch are done), and a resumed fit skips those
+batches of the same epoch order, so it continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +27,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from projects.core import signals
+from projects.core.errors import TrainingError
 
 # step_fn(model, batch on the device, after batch_transform) -> (loss, number of images in the batch)
 StepFn = Callable[[nn.Module, Any], tuple[torch.Tensor, int]]
@@ -104,6 +113,9 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None: ...
 
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """SIGINT/SIGTERM stopped the fit at a step boundary (``trainer.step_in_epoch`` steps into the epoch)."""
+
     def on_fit_end(self, trainer: Trainer) -> None: ...
 
 
@@ -150,6 +162,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.epoch = 0  # completed epochs
         self.global_step = 0
+        self.step_in_epoch = 0  # optimiser steps done in the current epoch (a mid-epoch checkpoint has > 0)
+        self.epoch_loss = 0.0  # sum of the step losses of the current epoch
+        self.epoch_images = 0
+        self._data_state: dict[str, Any] | None = None
         self.best: float | None = None
         self.is_best = False
         self.history: list[dict[str, float]] = []
@@ -166,7 +182,12 @@ class Trainer:
             "history": self.history,
             "rng": torch.get_rng_state(),
             "numpy_rng": _numpy_rng_state(),  # timm's Mixup/CutMix draw from numpy's global RNG
-            "data": _state_of(self.train_loader),
+            "step_in_epoch": self.step_in_epoch,
+            "epoch_loss": self.epoch_loss,
+            "epoch_images": self.epoch_images,
+            # Mid-epoch: the loader's state at the epoch's start (its order is drawn again, the done
+            # batches skipped); at an epoch boundary its state now.
+            "data": self._data_state if self.step_in_epoch else _state_of(self.train_loader),
             "batch_transform": _state_of(self.batch_transform),
         }
 
@@ -176,6 +197,9 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
+        self.step_in_epoch = int(state.get("step_in_epoch", 0))
+        self.epoch_loss = float(state.get("epoch_loss", 0.0))
+        self.epoch_images = int(state.get("epoch_images", 0))
         self.best = state["best"]
         self.history = list(state["history"])
         torch.set_rng_state(state["rng"])
@@ -200,6 +224,15 @@ class Trainer:
             return True
         return value > self.best if self.mode == "max" else value < self.best
 
+    def prepare_batch(self, batch: Any) -> Any:
+        """To the device, then ``batch_transform`` there (augmentation, views, CutMix), then channels_last."""
+        batch = to_device(batch, self.device)
+        if self.batch_transform is not None:
+            batch = self.batch_transform(batch)
+        if self.channels_last:
+            batch = to_device(batch, self.device, channels_last=True)
+        return batch
+
     def train_step(self, batch: Any) -> tuple[torch.Tensor, int]:
         """Loss under autocast, backward, optimiser step, for a batch already on the device and transformed."""
         with autocast(self.precision, self.device):
@@ -210,48 +243,69 @@ class Trainer:
         self.scaler.update()
         return loss, n_images
 
+    def _check_finite(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"loss is {value} at step {self.global_step} (epoch {self.epoch + 1}): training diverged; "
+                f"lower lr (now {self.lr():.3g}) or warm up longer"
+                + (f", or use precision=fp32 (now {self.precision})" if self.precision != "fp32" else "")
+                + "; the last checkpoint is from before the divergence"
+            )
+
     def train_one_epoch(self) -> dict[str, float]:
+        """Train the current epoch from ``step_in_epoch`` on (0, or where a mid-epoch checkpoint stopped)."""
         self.model.train()
-        total_loss, total_images, steps = 0.0, 0, 0
+        skip = self.step_in_epoch
         pending = torch.zeros((), device=self.device)
+        pending_steps = 0
         bar = tqdm(
-            self.train_loader,
+            total=len(self.train_loader) if hasattr(self.train_loader, "__len__") else None,
+            initial=skip,
             desc=f"epoch {self.epoch + 1}/{self.epochs}",
             leave=False,
             disable=not self.progress,
         )
-        start = time.perf_counter()
-        for batch in bar:
-            if self.scheduler is not None:
-                self.scheduler.step_update(self.global_step)
-            batch = to_device(batch, self.device)
-            if self.batch_transform is not None:
-                batch = self.batch_transform(batch)
-            if self.channels_last:
-                batch = to_device(batch, self.device, channels_last=True)
-            loss, n_images = self.train_step(batch)
-            self.global_step += 1
-            self._call("on_optimizer_step")
-            steps += 1
-            total_images += n_images
-            pending += loss.detach().float()
-            # Reading the loss syncs the GPU: do it every log_every_n_steps, not every step.
-            if self.global_step % self.log_every_n_steps == 0:
-                value = float(pending) / self.log_every_n_steps
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss is {value} at step {self.global_step}")
-                total_loss += float(pending)
-                pending.zero_()
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.lr():.2e}")
-                self._call("on_step_end", {"step_loss": value, "lr": self.lr()})
-        total_loss += float(pending)
+        self._data_state = _state_of(self.train_loader)  # before iter() draws this epoch's order
+        start, images_before = time.perf_counter(), self.epoch_images
+        try:
+            with signals.deferred():  # a stop request waits for the step in flight
+                for batch in itertools.islice(self.train_loader, skip, None):
+                    if self.scheduler is not None:
+                        self.scheduler.step_update(self.global_step)
+                    loss, n_images = self.train_step(self.prepare_batch(batch))
+                    self.global_step += 1
+                    self.step_in_epoch += 1
+                    self.epoch_images += n_images
+                    self._call("on_optimizer_step")
+                    pending += loss.detach().float()
+                    pending_steps += 1
+                    bar.update()
+                    # Reading the loss syncs the GPU: do it every log_every_n_steps, at the epoch's end, and
+                    # before a requested stop (so that the checkpoint's epoch loss covers every step done).
+                    if self.global_step % self.log_every_n_steps == 0 or signals.stop_requested():
+                        self._log_steps(float(pending), pending_steps, bar)
+                        pending.zero_()
+                        pending_steps = 0
+                    signals.raise_if_requested()
+                if pending_steps:
+                    self._log_steps(float(pending), pending_steps, bar)
+        finally:
+            bar.close()  # also on an error: its line must not swallow the error message
         elapsed = time.perf_counter() - start
+        steps = max(1, self.step_in_epoch)
         return {
-            "train_loss": total_loss / max(1, steps),
+            "train_loss": self.epoch_loss / steps,
             "lr": self.lr(),
-            "images_per_sec": total_images / max(elapsed, 1e-9),
+            "images_per_sec": (self.epoch_images - images_before) / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
+
+    def _log_steps(self, loss_sum: float, steps: int, bar: Any) -> None:
+        value = loss_sum / steps
+        self._check_finite(value)
+        self.epoch_loss += loss_sum
+        bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.lr():.2e}")
+        self._call("on_step_end", {"step_loss": value, "lr": self.lr()})
 
     @torch.no_grad()
     def run_evaluation(self) -> dict[str, float]:
@@ -262,21 +316,32 @@ class Trainer:
             return self.evaluate(self.model)
 
     def fit(self) -> dict[str, float]:
-        """Train from ``self.epoch`` (0, or where a restored checkpoint left off) to ``self.epochs``."""
+        """Train from ``self.epoch`` (0, or where a restored checkpoint left off) to ``self.epochs``.
+
+        SIGINT/SIGTERM (:mod:`projects.core.signals`) stop it after the step in flight (or during the
+        evaluation); ``on_interrupt`` then lets the callbacks save that state before the stop propagates.
+        """
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._call("on_fit_start")
         logs: dict[str, float] = self.history[-1] if self.history else {}
-        while self.epoch < self.epochs:
-            logs = self.train_one_epoch()
-            logs.update(self.run_evaluation())
-            self.epoch += 1
-            self.is_best = False
-            if self.monitor and self.monitor in logs and self._improved(logs[self.monitor]):
-                self.best, self.is_best = logs[self.monitor], True
-            self.history.append(logs)
-            self._call("on_epoch_end", self.epoch, logs)
+        try:
+            while self.epoch < self.epochs:
+                logs = self.train_one_epoch()
+                logs.update(self.run_evaluation())
+                with signals.deferred():
+                    self.epoch += 1
+                    self.step_in_epoch, self.epoch_loss, self.epoch_images = 0, 0.0, 0
+                    self._data_state = None
+                    self.is_best = False
+                    if self.monitor and self.monitor in logs and self._improved(logs[self.monitor]):
+                        self.best, self.is_best = logs[self.monitor], True
+                    self.history.append(logs)
+                    self._call("on_epoch_end", self.epoch, logs)
+        except KeyboardInterrupt:
+            self._call("on_interrupt")
+            raise
         self._call("on_fit_end")
         return logs
 

@@ -62,7 +62,15 @@ def log_and_register(
     input_example: np.ndarray,
     greater_is_better: bool = True,
 ) -> str:
-    """Log ``model`` in the active run as an MLflow model, register it under ``name``; return the version."""
+    """Log ``model`` in the active run as an MLflow model, register it under ``name``; return the version.
+
+    Once per run: a resumed run that was stopped after registering reuses its version (no duplicate).
+    """
+    run_id = mlflow.active_run().info.run_id
+    existing = registered_version(name, run_id)
+    if existing is not None:
+        promote_if_better(name, existing, metric, value, greater_is_better)
+        return existing
     model = model.eval().cpu()
     info = mlflow.pytorch.log_model(
         model,
@@ -75,6 +83,13 @@ def log_and_register(
     version = str(info.registered_model_version)
     promote_if_better(name, version, metric, value, greater_is_better)
     return version
+
+
+def registered_version(name: str, run_id: str) -> str | None:
+    """The READY version of ``name`` registered from ``run_id``, if any."""
+    versions = MlflowClient().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    ready = [v.version for v in versions if v.status == "READY"]
+    return str(max(map(int, ready))) if ready else None
 
 
 def load_model(uri: str, map_location: str | torch.device = "cpu") -> Any:

@@ -7,12 +7,15 @@ experiment. Under ``mlflow run`` the launcher's run (``MLFLOW_RUN_ID``) is used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
 import platform
 import re
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,11 +25,22 @@ from typing import Any
 import mlflow
 import numpy as np
 import torch
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from optuna.exceptions import TrialPruned
 
+from projects.core import run_lock
 from projects.core.config import run_key, to_params
+from projects.core.errors import ConfigError, ProjectError
+from projects.core.guardian import (
+    END_REASON_TAG,
+    HEARTBEAT_TAG,
+    OWNER_TAG,
+    RESUMED_INTO_TAG,
+    owner_token,
+    start_guardian,
+)
+from projects.core.run_lock import RunLock
+from projects.core.signals import Interrupted
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHECKPOINT_ROOT_ENV = "PROJECTS_CHECKPOINT_DIR"
@@ -43,6 +57,8 @@ TRACKED_PACKAGES = (
     "nerfstudio",
 )
 RESUMABLE_STATUSES = ("RUNNING", "FAILED", "KILLED")
+# A RUNNING run on another machine whose heartbeat is older than this is taken as dead (resumable).
+LEASE_S = float(os.environ.get("PROJECTS_LEASE_S", "300"))
 
 
 def configure_tracking() -> str:
@@ -133,17 +149,34 @@ def _runs_with_key(client: MlflowClient, key: str, parent_run_id: str | None) ->
 def find_resumable_run(key: str, parent_run_id: str | None, checkpointed: bool = True) -> str | None:
     """The newest unfinished run with this run key (and parent) that left a checkpoint.
 
-    ``checkpointed=False`` (a parent run whose state is its children) needs no checkpoint.
+    ``checkpointed=False`` (a parent run whose state is its children) needs no checkpoint. A top-level
+    run that is RUNNING in a live process (:func:`is_live`) is not resumable: one clear error instead.
     """
     client = MlflowClient()
     for run in _runs_with_key(client, key, parent_run_id):
         if run.info.status not in RESUMABLE_STATUSES or run.info.run_id == os.environ.get("MLFLOW_RUN_ID"):
             continue
+        if run.info.status == "RUNNING" and parent_run_id is None and is_live(run):
+            owner = run.data.tags.get(OWNER_TAG, "another process")
+            raise ConfigError(
+                f"run {run.info.run_id} with these parameters is running ({owner}); wait for it to end, "
+                "or pass resume=false to start a separate run"
+            )
         if not checkpointed or (checkpoint_dir(run.info.run_id) / "last.pt").exists():
             return run.info.run_id
         if _remote_checkpoint(client, run.info.run_id):
             return run.info.run_id
     return None
+
+
+def is_live(run: Any) -> bool:
+    """Whether a RUNNING run's process is alive: on this machine its lock says so exactly; on another,
+    a heartbeat (from its guardian) younger than ``LEASE_S`` does."""
+    host = run.data.tags.get(OWNER_TAG, "").rpartition(":")[0]
+    if host == socket.gethostname():
+        return run_lock.is_held(run.info.run_id)
+    beat = float(run.data.tags.get(HEARTBEAT_TAG) or run.info.start_time / 1000)
+    return time.time() - beat < LEASE_S
 
 
 def finished_child(config: Any, entry_point: str) -> dict[str, Any] | None:
@@ -167,12 +200,13 @@ def _remote_checkpoint(client: MlflowClient, run_id: str) -> bool:
         return False
 
 
-def _retire_launcher_run(launcher_id: str, resumed_id: str) -> None:
-    """``mlflow run`` made an empty run; we continue ``resumed_id`` instead, so close and hide it."""
+def _hand_over_launcher_run(launcher_id: str, resumed_id: str) -> None:
+    """``mlflow run`` made a run for this attempt; we continue ``resumed_id`` instead. The launcher still
+    owns its run (it sets its status when we exit), so it is only marked here; the guardian deletes it
+    once the launcher has exited."""
     client = MlflowClient()
-    client.set_tag(launcher_id, "projects.resumed_into", resumed_id)
-    client.set_terminated(launcher_id, "FINISHED")
-    client.delete_run(launcher_id)
+    client.set_tag(launcher_id, RESUMED_INTO_TAG, resumed_id)
+    client.set_tag(launcher_id, "mlflow.note.content", f"This attempt continued run {resumed_id}.")
     os.environ.pop("MLFLOW_RUN_ID", None)
 
 
@@ -185,10 +219,17 @@ def _param_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else redact(str(value))
 
 
-def _status_for(exc: BaseException) -> str:
-    if isinstance(exc, (KeyboardInterrupt, TrialPruned)):
-        return RunStatus.to_string(RunStatus.KILLED)
-    return RunStatus.to_string(RunStatus.FAILED)
+def _ending(exc: BaseException) -> tuple[str, str]:
+    """The run status and ``projects.end_reason`` for an exception that ends a run."""
+    if isinstance(exc, Interrupted):
+        return "KILLED", f"stopped by {exc.signal_name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KILLED", "stopped by SIGINT"
+    if isinstance(exc, TrialPruned):
+        return "KILLED", f"pruned: {exc}"
+    if isinstance(exc, ProjectError):
+        return "FAILED", f"error: {exc}"
+    return "FAILED", f"{type(exc).__name__}: {exc}"
 
 
 @contextmanager
@@ -207,17 +248,33 @@ def tracked_run(
     A re-run of a config whose earlier run was interrupted continues that run (same run id, same
     checkpoint directory) unless ``config.resume`` is false. Parent runs pass ``checkpointed=False``: they
     resume without a checkpoint and skip their finished children (:func:`finished_child`).
+
+    A top-level run is held by this process (:class:`~projects.core.run_lock.RunLock`, tag
+    ``projects.owner``) and, in an entry-point process, watched by a guardian process
+    (:mod:`projects.core.guardian`) that ends it correctly when this process cannot (kill -9) or when
+    MLflow's launcher overwrites its status.
     """
     configure_tracking()
     key = run_key(config, entry_point)
     parent = mlflow.active_run().info.run_id if nested and mlflow.active_run() else None
     resume_id = find_resumable_run(key, parent, checkpointed) if getattr(config, "resume", True) else None
+    lock = RunLock(resume_id) if resume_id and not nested else None
     launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
     if resume_id and launcher:
-        _retire_launcher_run(launcher, resume_id)
-    active = mlflow.start_run(run_id=resume_id, run_name=None if resume_id else run_name, nested=nested)
-    run_id = active.info.run_id
+        _hand_over_launcher_run(launcher, resume_id)
     try:
+        active = mlflow.start_run(run_id=resume_id, run_name=None if resume_id else run_name, nested=nested)
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
+    run_id = active.info.run_id
+    guardian = None
+    try:
+        if not nested:
+            lock = lock or RunLock(run_id)
+            mlflow.set_tag(OWNER_TAG, owner_token())
+            guardian = start_guardian(run_id, launcher if resume_id else None)
         if resume_id:
             mlflow.set_tag("projects.resumed", "true")
         else:
@@ -238,10 +295,21 @@ def tracked_run(
             mlflow.set_tags(system_tags)
         yield TrackedRun(run_id=run_id, resumed=resume_id is not None)
     except BaseException as exc:
-        mlflow.end_run(_status_for(exc))
+        status, reason = _ending(exc)
+        with contextlib.suppress(Exception):  # the store may be what failed; the guardian retries
+            mlflow.set_tag(END_REASON_TAG, reason[:5000])
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        if guardian:
+            guardian.report(status, reason)
         raise
     else:
         mlflow.end_run("FINISHED")
+        if guardian:
+            guardian.report("FINISHED")
+    finally:
+        if lock:
+            lock.release()
 
 
 def log_figure_html(figure: Any, artifact_file: str) -> None:

@@ -82,11 +82,43 @@ def claim_trial(study: optuna.Study, storage: BaseStorage) -> optuna.Trial | Non
     return None
 
 
+WORKER_ATTR = "tune.worker"  # host:pid of the process that claimed the trial
+DEAD_WORKER = "its worker process died (kill -9, out of memory, or a crash)"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphaned_trials(study: optuna.Study, storage: BaseStorage) -> list[int]:
+    """Mark FAIL the RUNNING trials whose worker process on this machine is gone; return their numbers.
+
+    A killed worker cannot tell the storage; without this its trial would stay RUNNING for ever. Trials
+    claimed on other machines are judged there (a re-run of ``tune`` on that machine).
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    host = socket.gethostname()
+    failed = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            storage.set_trial_user_attr(trial._trial_id, "error", DEAD_WORKER)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
 def run_trial(study: optuna.Study, trial: optuna.Trial, spec: StudySpec, job: Job) -> TrialState:
     """Run the entry point for one trial, tell Optuna the outcome, and align the child run with it."""
     module = import_entry(spec.module)
     trial.set_user_attr(PARENT_ATTR, job.parent_run_id)
-    trial.set_user_attr("tune.worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
     tracker = TrialTracker(trial, spec.metric, spec.registry if job.register else None)
     params: dict[str, Any] = {}
     value: float | None = None

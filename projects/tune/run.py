@@ -31,7 +31,7 @@ from projects.core.loop import Callback
 from projects.core.registry import promote_if_better
 from projects.core.tracking import log_table, redact, tracked_run
 from projects.tune.mlflow_trials import MODEL_URI_ATTR, PARENT_ATTR, RUN_ID_ATTR
-from projects.tune.objective import Job, run_worker
+from projects.tune.objective import Job, fail_orphaned_trials, run_worker
 from projects.tune.plots import log_study_plots
 from projects.tune.spec import (
     PRUNERS,
@@ -219,6 +219,9 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             study.set_user_attr("entry_point", spec.entry_point)
             study.set_user_attr("objective", spec.metric)
             study.set_user_attr("base", {**spec.base, **overrides})
+        orphaned = fail_orphaned_trials(study, storage)
+        if orphaned:
+            log.warning("trials %s of a killed worker are marked FAIL", orphaned)
         # A re-run must not replay the first run's sampler stream (a random sampler would redraw the same
         # params), so the seed also depends on how many trials the study already has.
         seed = cfg.seed + 1_000_003 * len(study.trials)

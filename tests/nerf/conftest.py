@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from nerf_helpers import LEGO
 from PIL import Image
+
+
+@pytest.fixture(autouse=True, scope="session")
+def nerf_system_tools() -> None:
+    """Not a skip: the NeRF study needs COLMAP and ffmpeg; say in one line which package is missing."""
+    missing = [tool for tool in ("colmap", "ffmpeg") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} missing: apt-get install {' '.join(missing)} (.ci/apt-packages.txt)"
+        )
 
 
 def slice_blender(src: Path, dst: Path, size: int, counts: dict[str, int]) -> Path:
