@@ -1,18 +1,26 @@
-"""Every image entry point, end to end through ``mlflow run``, with each input pipeline: batched
-augmentation on the device in bf16, and albumentations in a DataLoader worker in the default precision."""
+"""Every image entry point, end to end (its tracked ``run``, in-process: the ``mlflow run`` path of each
+is tested in its study's suite), with each input pipeline: batched augmentation on the device in bf16, and
+albumentations in a DataLoader worker in the default precision."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import mlflow
 import pytest
 import torch
 
+from projects.core.config import from_dict
 from projects.core.loop import resolve_precision
-from tests.ssl.test_entry_points import mlflow_run
 
 TINY = {"dataset": "synthetic", "fraction": "0.01", "val_fraction": "0.02", "epochs": "1", "batch_size": "8"}
+MODULES = {
+    "simclr": "projects.ssl.simclr",
+    "classify": "projects.classify.train",
+    "finetune": "projects.ssl.finetune",
+    "supervised": "projects.ssl.supervised",
+}
 ENTRIES = {
     "simclr": {**TINY, "knn_bank": "50", "fraction": "0.02"},
     "classify": {**TINY, "model": "resnet18", "cutmix_prob": "0.5"},
@@ -28,7 +36,8 @@ PIPELINES = {
 @pytest.mark.parametrize("pipeline", list(PIPELINES))
 @pytest.mark.parametrize("entry", list(ENTRIES))
 def test_entry_point_runs_with_the_pipeline(entry: str, pipeline: str) -> None:
-    mlflow_run(entry, {**ENTRIES[entry], **PIPELINES[pipeline], "register": "false"})
+    module = importlib.import_module(MODULES[entry])
+    module.run(from_dict(module.Config, {**ENTRIES[entry], **PIPELINES[pipeline], "register": "false"}))
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     assert run.info.status == "FINISHED"
     assert run.data.params["augment"] == PIPELINES[pipeline]["augment"]

@@ -59,8 +59,7 @@ class MLflowLogger(Callback):
                 self.buffer.append(Metric(name, float(value), now, step))
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        if trainer.global_step == 0:
-            return
+        # (Runs before the checkpoint is restored: a fresh run simply has no metrics yet.)
         for key in self.client.get_run(self.run_id).data.metrics:
             history = self.client.get_metric_history(self.run_id, key)
             self.logged_until[key] = max((m.step for m in history), default=-1)

@@ -15,9 +15,12 @@ from projects.core.tracking import CHECKPOINT_ROOT_ENV, configure_tracking, reda
 
 
 def check_writable(folder: Path, what: str, hint: str) -> None:
+    """Write and remove a temp file in ``folder``, or in its nearest existing parent (nothing is created)."""
+    probe = folder.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
             pass
     except OSError as exc:
         raise ConfigError(f"{what} {folder} is not writable ({exc.strerror or exc}); {hint}") from None
@@ -34,9 +37,15 @@ def check_tracking_server(uri: str, timeout_s: float = 10.0) -> None:
 
 
 def local_artifact_root(uri: str) -> Path | None:
-    """Where a local store puts the artifacts of the experiment this process logs to (None: remote)."""
+    """Where a local store puts the artifacts of the experiment this process logs to (None: remote).
+
+    A SQLite store that does not exist yet will put them under ``./mlruns`` (MLflow's default); it is
+    not created here, so that bad input leaves nothing behind.
+    """
     import mlflow
 
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return Path("mlruns")
     experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID")
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
     experiment = (

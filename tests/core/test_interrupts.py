@@ -143,8 +143,12 @@ def test_step_loss_is_logged_every_epoch_and_a_resume_logs_no_step_twice():
         state = first.state_dict()
         # As a killed process would: steps logged after the last checkpoint, then a resume from it.
         MlflowClient().log_metric(run.info.run_id, "step_loss", 1.0, step=STEPS_PER_EPOCH + 3)
-        resumed = make_trainer(epochs=2, callbacks=[MLflowLogger(run.info.run_id)])
-        resumed.load_state_dict(state)
+
+        class Restore(Callback):  # as the Checkpointer does: after the logger's on_fit_start
+            def on_fit_start(self, trainer):
+                trainer.load_state_dict(state)
+
+        resumed = make_trainer(epochs=2, callbacks=[MLflowLogger(run.info.run_id), Restore()])
         resumed.fit()
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "step_loss")]
     assert sorted(steps) == sorted(set(steps)), "duplicate steps"

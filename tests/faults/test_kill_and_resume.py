@@ -24,14 +24,15 @@ from tests.faults.helpers import (
     wait_for,
     wait_status,
 )
-from tests.ssl.test_entry_points import TINY_SIMCLR
 
-SIMCLR = {**TINY_SIMCLR, "epochs": "3"}  # 5 steps per epoch
+REGISTERED = {**CLASSIFY, "register": "true"}
 
 
 def test_mlflow_run_killed_twice_resumes_into_one_finished_run_with_one_version():
     # 1. kill -9 in the middle of a step of epoch 2.
-    code, err = finish(launch("simclr", SIMCLR, via="mlflow", fault="kill_at_step=7"))
+    code, err = finish(
+        launch("classify", REGISTERED, via="mlflow", fault=f"kill_at_step={CLASSIFY_STEPS_PER_EPOCH + 2}")
+    )
     assert code != 0
     (run_id,) = run_ids()
     run = wait_status(run_id, "KILLED")  # not FAILED (the launcher's verdict) and never RUNNING
@@ -39,21 +40,21 @@ def test_mlflow_run_killed_twice_resumes_into_one_finished_run_with_one_version(
     assert last_checkpoint(run_id)["epoch"] == 1
 
     # 2. The re-run continues the same run and is killed again, right after registering the model.
-    code, err = finish(launch("simclr", SIMCLR, via="mlflow", fault="kill_in_registration"))
+    code, err = finish(launch("classify", REGISTERED, via="mlflow", fault="kill_in_registration"))
     assert code != 0 and "Traceback" not in err, err[-2000:]
     wait_status(run_id, "KILLED")
     wait_for(lambda: run_ids() == [run_id], "the resumed attempt's launcher run to be removed")
     (version,) = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
 
     # 3. The third attempt finishes: exit 0 and no traceback, one run, one version, now champion.
-    code, err = finish(launch("simclr", SIMCLR, via="mlflow"))
+    code, err = finish(launch("classify", REGISTERED, via="mlflow"))
     assert code == 0 and "Traceback" not in err, err[-2000:]
     assert "succeeded" in err
     assert wait_status(run_id, "FINISHED").data.tags["projects.resumed"] == "true"
     wait_for(lambda: run_ids() == [run_id], "a single visible run")
     versions = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
     assert [v.version for v in versions] == [version.version]
-    assert MlflowClient().get_model_version_by_alias("simclr-resnet18", "champion").run_id == run_id
+    assert MlflowClient().get_model_version_by_alias("classify-resnet18", "champion").run_id == run_id
     assert_continuous_curves(run_id, epochs=3)
     hidden = runs(ViewType.DELETED_ONLY)
     assert len(hidden) == 2 and all(r.data.tags[RESUMED_INTO_TAG] == run_id for r in hidden)
