@@ -71,6 +71,18 @@ def launch(
     )
 
 
+def launch_paused(
+    entry: str, params: dict[str, str], step: int, folder: Path, via: str = "python"
+) -> subprocess.Popen:
+    """The entry point, once it has paused for 5 s inside optimiser step ``step`` (the test acts then)."""
+    marker = folder / f"paused-at-{step}"
+    proc = launch(
+        entry, params, via=via, fault=f"pause_at_step={step}", env={"PROJECTS_FAULT_MARKER": str(marker)}
+    )
+    wait_for(marker.exists, f"step {step} to start")
+    return proc
+
+
 def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     """Exit code and stderr."""
     _, err = proc.communicate(timeout=timeout)

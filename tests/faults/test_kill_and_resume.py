@@ -19,6 +19,7 @@ from tests.faults.helpers import (
     finish,
     last_checkpoint,
     launch,
+    launch_paused,
     run_ids,
     runs,
     wait_for,
@@ -65,15 +66,7 @@ def test_ctrl_c_checkpoint_write_sigterm_and_two_resumes_at_once(tmp_path):
     # 1. Ctrl-C (SIGINT to the whole process group, as a terminal sends it) under `mlflow run`, mid-step:
     # the step finishes, the checkpoint holds it, and the run ends KILLED although MLflow's launcher
     # marks its run FAILED after an interrupt.
-    marker = tmp_path / "paused"
-    proc = launch(
-        "classify",
-        CLASSIFY,
-        via="mlflow",
-        fault="pause_at_step=3",
-        env={"PROJECTS_FAULT_MARKER": str(marker)},
-    )
-    wait_for(marker.exists, "the step to start")
+    proc = launch_paused("classify", CLASSIFY, 3, tmp_path, via="mlflow")
     os.killpg(proc.pid, signal.SIGINT)
     code, err = finish(proc)
     assert code != 0

@@ -12,10 +12,10 @@ from tests.faults.helpers import (
     finish,
     last_checkpoint,
     launch,
+    launch_paused,
     remount,
     run_ids,
     tmpfs,
-    wait_for,
     wait_status,
 )
 
@@ -36,14 +36,7 @@ def test_disk_full_then_read_only_artifact_store_then_resume(tmp_path):
 
         # More space; the artifact store becomes read-only during epoch 2 of the resumed run.
         remount(checkpoints, "size=1g")
-        marker = tmp_path / "paused"
-        proc = launch(
-            "classify",
-            CLASSIFY,
-            fault=f"pause_at_step={CLASSIFY_STEPS_PER_EPOCH + 2}",
-            env={"PROJECTS_FAULT_MARKER": str(marker)},
-        )
-        wait_for(marker.exists, "epoch 2 to start")
+        proc = launch_paused("classify", CLASSIFY, CLASSIFY_STEPS_PER_EPOCH + 2, tmp_path)
         remount(artifacts, "ro")
         code, err = finish(proc)
         assert code == 1, err[-2000:]
