@@ -30,3 +30,24 @@ def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield tmp_path
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """``run_main(module, argv) -> (exit code, last stderr line)``: an entry point's ``main`` in-process,
+    as in its own process minus the guardian (which would watch the test process)."""
+    import contextlib
+    import importlib
+
+    from projects.core import entry, guardian
+
+    monkeypatch.setattr(guardian, "enabled", contextlib.nullcontext)
+
+    def call(module: str | object, argv: list[str]) -> tuple[int, str]:
+        module = importlib.import_module(module) if isinstance(module, str) else module
+        with pytest.raises(SystemExit) as exit_info:
+            entry.main(module.Config, module.run, argv)
+        lines = capsys.readouterr().err.strip().splitlines()
+        return exit_info.value.code, lines[-1] if lines else ""
+
+    return call

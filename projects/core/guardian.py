@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
 
     _wait_exit(args.pid, None, heartbeat)
     status, reason = _read_report(sys.stdin.fileno())
+    if status is not None and not args.launcher_run_id and (not args.launcher_pid or status == "FINISHED"):
+        return  # the process closed its run itself, and no launcher will overwrite or leave anything
     if args.launcher_pid:
         _wait_exit(args.launcher_pid, LAUNCHER_WAIT_S)
     for attempt in range(5):

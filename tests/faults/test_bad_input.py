@@ -4,15 +4,12 @@ points' ``main`` (each case in about a second), and once through ``mlflow run``.
 
 from __future__ import annotations
 
-import contextlib
-
 import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from projects.classify import train as classify
-from projects.core import entry, guardian
 from projects.core.guardian import END_REASON_TAG
 from projects.ssl import simclr
 from projects.tune import run as tune
@@ -22,18 +19,6 @@ from tests.ssl.test_entry_points import TINY_SIMCLR
 
 def argv(params: dict[str, str]) -> list[str]:
     return [item for key, value in params.items() for item in (f"--{key}", value)]
-
-
-@pytest.fixture
-def entry_process(monkeypatch):
-    """``entry.main`` as in its own process, minus the guardian (it would watch the test process)."""
-    monkeypatch.setattr(guardian, "enabled", contextlib.nullcontext)
-
-
-def call_main(module, params: dict[str, str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        entry.main(module.Config, module.run, argv(params))
-    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def assert_nothing_left(tmp_path) -> None:
@@ -55,32 +40,32 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_and_exit_2(case, entry_process, capsys, tmp_path, monkeypatch):
+def test_bad_input_is_one_line_and_exit_2(case, run_main, tmp_path, monkeypatch):
     module, params, words = CASES[case]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine with a GPU
-    code, line = call_main(module, params, capsys)
+    code, line = run_main(module, argv(params))
     assert code == 2 and line.startswith("error: ") and words in line, line
     assert_nothing_left(tmp_path)
 
 
-def test_unwritable_checkpoint_folder_and_artifact_store_are_found_first(entry_process, capsys, tmp_path):
+def test_unwritable_checkpoint_folder_and_artifact_store_are_found_first(run_main, tmp_path):
     with tmpfs(tmp_path / "checkpoints", "1m", readonly=True):
-        code, line = call_main(classify, CLASSIFY, capsys)
+        code, line = run_main(classify, argv(CLASSIFY))
     assert code == 2 and line.startswith("error: checkpoint folder ") and "not writable" in line, line
     with tmpfs(tmp_path / "mlruns", "1m", readonly=True):
-        code, line = call_main(classify, CLASSIFY, capsys)
+        code, line = run_main(classify, argv(CLASSIFY))
     assert code == 2 and line.startswith("error: artifact store ") and "not writable" in line, line
     assert not runs()
 
 
-def test_unreachable_tracking_server(entry_process, capsys, monkeypatch):
+def test_unreachable_tracking_server(run_main, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@127.0.0.1:9")
-    code, line = call_main(classify, CLASSIFY, capsys)
+    code, line = run_main(classify, argv(CLASSIFY))
     assert code == 2 and "tracking server http://user:***@127.0.0.1:9 is unreachable" in line, line
 
 
-def test_non_finite_loss_fails_the_run_with_one_line(entry_process, capsys, tmp_path):
-    code, line = call_main(classify, {**CLASSIFY, "lr": "1e30", "epochs": "1"}, capsys)
+def test_non_finite_loss_fails_the_run_with_one_line(run_main, tmp_path):
+    code, line = run_main(classify, argv({**CLASSIFY, "lr": "1e30", "epochs": "1"}))
     assert code == 1 and line.startswith("error: loss is ") and "at step 7 (epoch 1)" in line, line
     (run,) = runs()
     assert run.info.status == "FAILED" and run.data.tags[END_REASON_TAG] == line

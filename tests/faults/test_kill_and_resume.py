@@ -77,7 +77,7 @@ def test_ctrl_c_checkpoint_write_sigterm_and_two_resumes_at_once(tmp_path):
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (3, 0, 3)
 
     # 2. kill -9 while epoch 2's checkpoint is being written: the previous one stays whole.
-    code, _ = finish(launch("classify", CLASSIFY, via="mlflow", fault="kill_in_checkpoint_write=2"))
+    code, _ = finish(launch("classify", CLASSIFY, fault="kill_in_checkpoint_write=2"))
     assert code != 0
     wait_status(run_id, "KILLED")
     assert last_checkpoint(run_id)["epoch"] == 1

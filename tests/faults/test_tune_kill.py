@@ -14,7 +14,7 @@ TINY = ",".join(f"{k}={v}" for k, v in CLASSIFY.items() if k not in ("epochs", "
 
 def test_killed_tune_trial_is_closed_and_failed_then_the_study_goes_on(tmp_path):
     journal = str(tmp_path / "journal.log")
-    params = {"study": "classify_resnet18", "n_trials": "2", "overrides": TINY, "storage": journal}
+    params = {"study": "classify_resnet18", "n_trials": "1", "overrides": TINY, "storage": journal}
     code, _ = finish(launch("tune", params, fault="kill_at_step=3"))  # in trial 0's first epoch
     assert code != 0
     (parent,) = runs(filter_string="tags.`projects.entry_point` = 'tune'")
@@ -28,6 +28,5 @@ def test_killed_tune_trial_is_closed_and_failed_then_the_study_goes_on(tmp_path)
     study = optuna.load_study(study_name=None, storage=storage)  # the only study there
     states = [t.state for t in study.trials]
     assert states[0] == TrialState.FAIL and study.trials[0].user_attrs["error"] == DEAD_WORKER
-    assert len(states) == 4 and TrialState.RUNNING not in states and TrialState.WAITING not in states
-    assert all(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states[1:])
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
     assert not runs(filter_string="attributes.status = 'RUNNING'")

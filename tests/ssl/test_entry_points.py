@@ -141,23 +141,17 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
         ("projects.ssl.finetune", ["--encoder", "imagenet", "--dataset", "synthetic"], "ImageNet weights"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_no_run_left_running(tmp_path, module, argv, message):
-    bogus = tmp_path / "bogus.pt"
-    bogus.write_text("not a checkpoint")
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}
-    result = subprocess.run(
-        [PYTHON, "-m", module, *argv], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+def test_bad_input_is_one_line_exit_2_and_no_run_left_running(
+    tmp_path, monkeypatch, run_main, module, argv, message
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, line = run_main(module, argv)
+    assert code == 2 and line.startswith("error:") and message in line, line
     assert not [r for r in runs() if r.info.status == "RUNNING"]
 
 
-def test_checkpoint_that_is_not_one_is_refused(tmp_path):
+def test_checkpoint_that_is_not_one_is_refused(tmp_path, run_main):
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint")
-    result = subprocess.run(
-        [PYTHON, "-m", "projects.ssl.linear_eval", "--encoder", str(bogus)], capture_output=True, text=True
-    )
-    assert result.returncode == 2 and "is not a torch checkpoint" in result.stderr
+    code, line = run_main("projects.ssl.linear_eval", ["--encoder", str(bogus)])
+    assert code == 2 and "is not a torch checkpoint" in line
