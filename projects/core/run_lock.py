@@ -9,6 +9,7 @@ each other.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -19,7 +20,10 @@ from projects.core.errors import ConfigError
 
 def lock_path(run_id: str) -> Path:
     folder = Path(tempfile.gettempdir()) / "projects-run-locks"
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # shared by every user of the machine, like /tmp itself
+            folder.chmod(0o1777)
     return folder / f"{run_id}.lock"
 
 

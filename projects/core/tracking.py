@@ -39,7 +39,6 @@ from projects.core.guardian import (
     owner_token,
     start_guardian,
 )
-from projects.core.run_lock import RunLock
 from projects.core.signals import Interrupted
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -258,7 +257,7 @@ def tracked_run(
     key = run_key(config, entry_point)
     parent = mlflow.active_run().info.run_id if nested and mlflow.active_run() else None
     resume_id = find_resumable_run(key, parent, checkpointed) if getattr(config, "resume", True) else None
-    lock = RunLock(resume_id) if resume_id and not nested else None
+    lock = run_lock.RunLock(resume_id) if resume_id and not nested else None
     launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
     if resume_id and launcher:
         _hand_over_launcher_run(launcher, resume_id)
@@ -272,7 +271,7 @@ def tracked_run(
     guardian = None
     try:
         if not nested:
-            lock = lock or RunLock(run_id)
+            lock = lock or run_lock.RunLock(run_id)
             mlflow.set_tag(OWNER_TAG, owner_token())
             guardian = start_guardian(run_id, launcher if resume_id else None)
         if resume_id:
