@@ -183,14 +183,14 @@ def _owned(client, run_id: str, owner: str) -> bool:
     return client.get_run(run_id).data.tags.get(OWNER_TAG, owner) == owner
 
 
-def _close_children(client, run_id: str, status: str, reason: str) -> None:
+def close_children(client, run_id: str, status: str, reason: str) -> None:
     """End the RUNNING runs nested under ``run_id`` (recursively) with ``status``."""
     experiments = [e.experiment_id for e in client.search_experiments()]
     children = client.search_runs(
         experiments, f"tags.`mlflow.parentRunId` = '{run_id}' AND attributes.status = 'RUNNING'"
     )
     for child in children:
-        _close_children(client, child.info.run_id, status, reason)
+        close_children(client, child.info.run_id, status, reason)
         client.set_tag(child.info.run_id, END_REASON_TAG, reason)
         client.set_terminated(child.info.run_id, status)
 
@@ -213,7 +213,7 @@ def finalize(run_id: str, owner: str, status: str | None, reason: str, launcher_
         client.set_tag(run_id, END_REASON_TAG, reason)
     if current != status:
         client.set_terminated(run_id, status)
-    _close_children(client, run_id, status, reason or f"parent run ended {status}")
+    close_children(client, run_id, status, reason or f"parent run ended {status}")
 
 
 def main(argv: list[str] | None = None) -> None:

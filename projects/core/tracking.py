@@ -36,6 +36,8 @@ from projects.core.guardian import (
     HEARTBEAT_TAG,
     OWNER_TAG,
     RESUMED_INTO_TAG,
+    UNREPORTED,
+    close_children,
     owner_token,
     start_guardian,
 )
@@ -218,6 +220,13 @@ def _param_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else redact(str(value))
 
 
+def _close_orphaned_children(run_id: str) -> None:
+    """A top-level run has ended: a child run still RUNNING lost its process (a tune worker killed
+    while its parent went on) and is closed KILLED."""
+    with contextlib.suppress(Exception):  # an unreachable store: the guardian has the last word
+        close_children(MlflowClient(), run_id, "KILLED", UNREPORTED)
+
+
 def _ending(exc: BaseException) -> tuple[str, str]:
     """The run status and ``projects.end_reason`` for an exception that ends a run."""
     if isinstance(exc, Interrupted):
@@ -307,6 +316,8 @@ def tracked_run(
         if guardian:
             guardian.report("FINISHED")
     finally:
+        if not nested:
+            _close_orphaned_children(run_id)
         if lock:
             lock.release()
 

@@ -238,7 +238,10 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             seed=seed,
             register=cfg.register,
         )
-        start_workers(job, cfg.workers, spec.module)
+        try:
+            start_workers(job, cfg.workers, spec.module)
+        finally:  # trials of workers that died (their MLflow runs are closed when this run ends)
+            fail_orphaned_trials(study, storage)
 
         study = optuna.load_study(study_name=study_name, storage=storage)
         summary = summarize(study, tr.run_id)

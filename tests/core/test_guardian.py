@@ -3,6 +3,7 @@ the status; it leaves alone a run that another process has resumed meanwhile."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -79,3 +80,18 @@ def test_kill_9_of_a_real_process_ends_its_runs_killed(tmp_path):
         search_all_experiments=True, run_view_type=ViewType.ALL, output_format="list"
     ):
         assert wait_status(run.info.run_id, "KILLED").data.tags[END_REASON_TAG]
+
+
+def test_a_parent_run_that_ends_closes_the_children_its_workers_left_running():
+    from projects.core.config import param
+    from projects.core.tracking import tracked_run
+
+    @dataclasses.dataclass
+    class Config:
+        seed: int = param(0, "seed")
+
+    with tracked_run(Config(), "toy", checkpointed=False) as parent:
+        # a worker process's trial run, left RUNNING when that worker was killed
+        orphan = MlflowClient().create_run("0", tags={"mlflow.parentRunId": parent.run_id}).info.run_id
+    run = MlflowClient().get_run(orphan)
+    assert run.info.status == "KILLED" and run.data.tags[END_REASON_TAG] == UNREPORTED
