@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import simclr_recipe  # noqa: E402
 
 from projects.core import pipeline  # noqa: E402
-from projects.core.batch_augment import Normalize, SimCLRAugment, StandardAugment  # noqa: E402
+from projects.core.batch_augment import Normalize, StandardAugment, ViewAugment  # noqa: E402
 from projects.core.classifier_recipe import (  # noqa: E402
     ClassifierBatch,
     NamedModelConfig,  # noqa: E402
@@ -42,17 +42,19 @@ from projects.core.classifier_recipe import (  # noqa: E402
     create_mixup,
 )
 from projects.core.config import from_dict  # noqa: E402
-from projects.core.data import MEAN_STD, ImageArrays, load_split  # noqa: E402
+from projects.core.data import ImageArrays, load_split  # noqa: E402
+from projects.core.datasets import get_dataset  # noqa: E402
 from projects.core.loop import resolve_device  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
 from projects.core.transforms import ImageOnly, standard_train_transform  # noqa: E402
-from projects.ssl.model import SimCLRModel  # noqa: E402
-from projects.ssl.simclr_recipe import Config as SimCLRConfig  # noqa: E402
-from projects.ssl.simclr_recipe import simclr_step  # noqa: E402
-from projects.ssl.views import BatchTwoViews, TwoViews, simclr_augmentation  # noqa: E402
+from projects.ssl.methods.simclr import Config as SimCLRConfig  # noqa: E402
+from projects.ssl.methods.simclr import SimCLR  # noqa: E402
+from projects.ssl.pretrain import create_encoder, ssl_step  # noqa: E402
+from projects.ssl.views import BatchViews, TwoViews, view_augmentation  # noqa: E402
 
 emit = simclr_recipe.emit
+CIFAR10 = get_dataset("cifar10")
 
 
 def sync(device: torch.device) -> None:
@@ -119,9 +121,8 @@ def simclr_throughput(
         {"dataset": "cifar10", "batch_size": batch, "epochs": 10, "compile": compile, "num_workers": workers},
     )
     augment = "batched" if mode == "device" else "albumentations"
-    per_image = TwoViews(
-        simclr_augmentation("cifar10", 32, cfg.crop_scale_min, color_jitter=cfg.color_jitter)
-    )
+    view = cfg.views()[0]
+    per_image = TwoViews(view_augmentation("cifar10", 32, view))
     loader = pipeline.train_loader(
         data,
         pipeline=mode,
@@ -133,18 +134,16 @@ def simclr_throughput(
         seed=0,
         drop_last=True,
     )
-    normalize = Normalize(*MEAN_STD["cifar10"])
-    views = BatchTwoViews(
-        SimCLRAugment(normalize, 32, cfg.crop_scale_min, color_jitter=cfg.color_jitter, device=device)
-    )
+    normalize = Normalize(CIFAR10.mean, CIFAR10.std)
+    views = BatchViews(ViewAugment(normalize, 32, view, device=device))
     torch.manual_seed(0)
-    model = SimCLRModel(create_model("resnet18", num_classes=0, stem="cifar"), cfg.head, cfg.proj_dim)
+    model = SimCLR(create_encoder(cfg), cfg)
     reset_peak(device)
     trainer = create_trainer(
         cfg,
         model,
         loader,
-        simclr_step(cfg.temperature),
+        ssl_step,
         evaluate=None,
         monitor=None,
         device=device,
@@ -201,7 +200,7 @@ def classify_throughput(
         seed=0,
         drop_last=True,
     )
-    normalize = Normalize(*MEAN_STD["cifar10"])
+    normalize = Normalize(CIFAR10.mean, CIFAR10.std)
     standard = StandardAugment(normalize, 4, 0, device) if augment == "batched" else None
     torch.manual_seed(0)
     kwargs = {"stem": "cifar"} if model_name.startswith("resnet") else {"image_size": 32}
@@ -251,7 +250,8 @@ def synthetic_pipelines(
     test = load_split("synthetic", "test")
     if probe_images:
         train, test = train.subset(np.arange(probe_images)), test.subset(np.arange(probe_images // 2))
-    mean, std = MEAN_STD["synthetic"]
+    spec = get_dataset("synthetic")
+    mean, std = spec.mean, spec.std
     rows = []
     for seed in seeds:
         for augment, mode in (("batched", "device"), ("albumentations", "workers")):
@@ -314,7 +314,7 @@ def main() -> None:
         for mode, compile in runs[:2] if smoke else runs:
             all_rows.append(simclr_throughput(data, mode, compile, workers, device, epochs, batch))
             emit(args.out, all_rows[-1])
-        for name in ("resnet18", "vit"):
+        for name in ("resnet18", "vit_d192_l25"):
             for mode in ("device", "workers"):
                 all_rows.append(
                     classify_throughput(data, name, mode, workers, device, 1 if smoke else 2, batch)

@@ -3,7 +3,7 @@ vs lightly's CIFAR-10 benchmark recipe vs a random-init encoder, on the same ima
 
 Every encoder is judged by the same probe: a logistic regression (scikit-learn, standardised features)
 on the frozen encoder's features of all labelled training images, scored on the test split. Ours is
-trained by the very code of ``mlflow run . -e simclr`` (``simclr_recipe.build`` + ``create_trainer``)
+trained by the very code of ``mlflow run . -e simclr`` (``pretrain.build`` + ``create_trainer``)
 without the MLflow callbacks; its kNN monitor runs every epoch as in a real run.
 
 lightly's recipe is its CIFAR-10 benchmark: ``SimCLRTransform(input_size=32, cj_strength=0.5,
@@ -32,16 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from projects.core.config import from_dict  # noqa: E402
 from projects.core.data import (  # noqa: E402
-    MEAN_STD,
     ImageArrays,
     load_split,
     split_train_val,
     stratified_fraction,
 )
+from projects.core.datasets import get_dataset  # noqa: E402
 from projects.core.loop import resolve_device  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
-from projects.ssl.simclr_recipe import Config, build  # noqa: E402
+from projects.ssl.methods.simclr import Config, SimCLR  # noqa: E402
+from projects.ssl.pretrain import build  # noqa: E402
 
 # Variants of our recipe: overrides of simclr's Config defaults (AdamW 1e-3, 10 warmup epochs, colour
 # jitter 1.0, MLP head, temperature 0.5). "lightly_like" takes lightly's optimiser, jitter and head.
@@ -92,7 +93,7 @@ def encoder_features(encoder: nn.Module, data: ImageArrays, mean, std, device: t
     out = []
     with torch.no_grad():
         for i in range(0, len(data), 1024):
-            x = torch.from_numpy(data.images[i : i + 1024]).to(device).permute(0, 3, 1, 2).float() / 255
+            x = torch.tensor(data.images[i : i + 1024], device=device).permute(0, 3, 1, 2).float() / 255
             out.append(encoder((x - mean_t) / std_t).float().cpu())
     return torch.cat(out).numpy()
 
@@ -119,7 +120,7 @@ def probe(encoder: nn.Module, train: ImageArrays, test: ImageArrays, mean, std, 
 def train_ours(params: dict[str, Any], device: torch.device) -> tuple[nn.Module, float, list[float]]:
     """Our SimCLR, as the entry point trains it (minus MLflow): encoder, training seconds, kNN curve."""
     cfg = from_dict(Config, {"register": False, "resume": False, **params})
-    setup = build(cfg, device)
+    setup = build(cfg, SimCLR, device)
     trainer = create_trainer(cfg, setup.model, **setup.trainer_args(), device=device, progress=False)
     start = time.perf_counter()
     trainer.fit()
@@ -222,7 +223,8 @@ def compare(
     full_train = train
     if probe_images:  # a quick check of the code paths, not a measurement
         train, test = train.subset(np.arange(probe_images)), test.subset(np.arange(probe_images // 2))
-    mean, std = MEAN_STD["cifar10"]
+    spec = get_dataset("cifar10")
+    mean, std = spec.mean, spec.std
     for seed in seeds:
         torch.manual_seed(seed)
         encoder = create_model("resnet18", num_classes=0, stem="cifar")

@@ -25,16 +25,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from projects.core.batch_augment import Normalize, SimCLRAugment  # noqa: E402
+from projects.ssl.model import SimCLRModel  # noqa: E402
+
+from projects.core.batch_augment import Normalize, ViewAugment, ViewParams  # noqa: E402
 from projects.core.config import from_dict  # noqa: E402
-from projects.core.data import MEAN_STD, load_split  # noqa: E402
+from projects.core.data import load_split  # noqa: E402
+from projects.core.datasets import get_dataset  # noqa: E402
 from projects.core.loop import Callback, autocast, resolve_precision  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.optim import create_optimizer  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
-from projects.ssl.model import SimCLRModel  # noqa: E402
-from projects.ssl.simclr_recipe import Config, build  # noqa: E402
-from projects.ssl.views import simclr_augmentation  # noqa: E402
+from projects.ssl.methods.simclr import Config, SimCLR  # noqa: E402
+from projects.ssl.pretrain import build, ssl_step  # noqa: E402
+from projects.ssl.views import view_augmentation  # noqa: E402
 
 DEVICE = torch.device("cpu")
 
@@ -46,8 +49,9 @@ def views_per_sec_one_core(batch: int, repeats: int = 5) -> tuple[float, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        batched = SimCLRAugment(Normalize(*MEAN_STD["synthetic"]), 32)
-        x = torch.from_numpy(images).permute(0, 3, 1, 2)
+        spec = get_dataset("synthetic")
+        batched = ViewAugment(Normalize(spec.mean, spec.std), 32)
+        x = torch.tensor(images).permute(0, 3, 1, 2)  # a copy: the split is read-only
         batched(x)
         start = time.perf_counter()
         for _ in range(repeats):
@@ -55,7 +59,7 @@ def views_per_sec_one_core(batch: int, repeats: int = 5) -> tuple[float, float]:
         ours = batch * repeats / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
-    reference = simclr_augmentation("synthetic", 32)
+    reference = view_augmentation("synthetic", 32, ViewParams.simclr())
     start = time.perf_counter()
     for _ in range(repeats):
         for image in images:
@@ -119,7 +123,7 @@ class Clocked(Callback):
 
 def loop_images_per_sec(cfg: Config, tracked: bool) -> tuple[float, float, float]:
     """images/s of ``Trainer.fit`` (no evaluation), its wall seconds, seconds inside tracking callbacks."""
-    setup = build(cfg, DEVICE)
+    setup = build(cfg, SimCLR, DEVICE)
     with tempfile.TemporaryDirectory() as tmp:
         import mlflow
 
@@ -132,7 +136,7 @@ def loop_images_per_sec(cfg: Config, tracked: bool) -> tuple[float, float, float
                 cfg,
                 setup.model,
                 setup.train_loader,
-                setup.step,
+                ssl_step,
                 evaluate=None,
                 monitor=None,
                 device=DEVICE,
@@ -153,7 +157,7 @@ def lightly_images_per_sec(cfg: Config) -> float:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from simclr_recipe import train_lightly
 
-    setup = build(cfg, DEVICE)
+    setup = build(cfg, SimCLR, DEVICE)
     _, seconds = train_lightly(setup.pretrain, cfg.epochs, cfg.batch_size, cfg.seed, cfg.num_workers, DEVICE)
     return len(setup.train_loader) * cfg.batch_size * cfg.epochs / seconds
 

@@ -1,12 +1,16 @@
 """Every MLflow entry point: name -> module. Each module defines ``Config`` (a dataclass) and ``run``.
 
-``MLproject`` is generated from this table (``python -m projects.core.mlproject``) and a test keeps it
-in sync, so CLI flags, MLproject parameters and MLflow params are the same names by construction.
+SSL methods are entry points by being modules of :mod:`projects.ssl.methods` (``simclr``, ``byol``,
+``mocov3``, ...). ``MLproject`` is generated from this table (``python -m projects.core.mlproject``) and
+a test keeps it in sync, so CLI flags, MLproject parameters and MLflow params are the same names by
+construction.
 """
+
+from projects.ssl.methods import method_names
 
 ENTRY_POINTS: dict[str, str] = {
     "nerf": "projects.nerf.train",
-    "simclr": "projects.ssl.simclr",
+    **{name: f"projects.ssl.methods.{name}" for name in method_names()},
     "linear_eval": "projects.ssl.linear_eval",
     "finetune": "projects.ssl.finetune",
     "supervised": "projects.ssl.supervised",

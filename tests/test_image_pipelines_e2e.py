@@ -14,18 +14,19 @@ import torch
 from projects.core.config import from_dict
 from projects.core.loop import resolve_precision
 
-TINY = {"dataset": "synthetic", "fraction": "0.01", "val_fraction": "0.02", "epochs": "1", "batch_size": "8"}
+TINY = {"dataset": "synthetic", "val_fraction": "0.02", "epochs": "1", "batch_size": "8"}
+LABELLED = {**TINY, "label_fraction": "0.01"}  # classifiers: their share of the labelled images
 MODULES = {
-    "simclr": "projects.ssl.simclr",
+    "simclr": "projects.ssl.methods.simclr",
     "classify": "projects.classify.train",
     "finetune": "projects.ssl.finetune",
     "supervised": "projects.ssl.supervised",
 }
 ENTRIES = {
     "simclr": {**TINY, "knn_bank": "50", "fraction": "0.02"},
-    "classify": {**TINY, "model": "resnet18", "cutmix_prob": "0.5"},
-    "finetune": {**TINY, "encoder": "random"},
-    "supervised": TINY,
+    "classify": {**LABELLED, "model": "resnet18", "cutmix_prob": "0.5"},
+    "finetune": {**LABELLED, "encoder": "random"},
+    "supervised": LABELLED,
 }
 PIPELINES = {
     "batched-bf16": {"augment": "batched", "pipeline": "device", "precision": "bf16", "num_workers": "0"},

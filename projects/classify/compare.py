@@ -35,14 +35,16 @@ class Config(train.Recipe):
     stem: str = param(
         "cifar", "ResNet stem: cifar (3x3 stride 1, no max-pool) or imagenet (7x7/2 + max-pool)", STEMS
     )
-    vit_model: str = param("vit", "the ViT config to compare (see projects.core.vit)", tuple(VIT_CONFIGS))
+    vit_model: str = param(
+        "vit_d192_l25", "the ViT config to compare (see projects.core.vit)", tuple(VIT_CONFIGS)
+    )
     per_model_lr: bool = param(
         True, "true: each model uses its own lr/weight decay below; false: both use lr, weight_decay"
     )
-    resnet_lr: float = param(1e-3, "ResNet-18 peak lr when per_model_lr (the seeds' tuned value)")
-    resnet_weight_decay: float = param(0.0, "ResNet-18 weight decay when per_model_lr (the seeds' value)")
-    vit_lr: float = param(4e-4, "ViT peak lr when per_model_lr (the seeds' tuned value)")
-    vit_weight_decay: float = param(1e-5, "ViT weight decay when per_model_lr (the seeds' value)")
+    resnet_lr: float = param(1e-3, "ResNet-18 peak lr when per_model_lr (tuned on CIFAR-100)")
+    resnet_weight_decay: float = param(0.0, "ResNet-18 weight decay when per_model_lr (tuned on CIFAR-100)")
+    vit_lr: float = param(4e-4, "ViT peak lr when per_model_lr (tuned on CIFAR-100)")
+    vit_weight_decay: float = param(1e-5, "ViT weight decay when per_model_lr (tuned on CIFAR-100)")
 
     def __post_init__(self) -> None:
         super().__post_init__()

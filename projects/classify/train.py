@@ -1,7 +1,7 @@
-"""``classify``: train one model by name (``resnet18``, ``vit``, ``vit_wide``, ...) on CIFAR-100 with the
+"""``classify``: train one model by name (``resnet18``, ``vit_d192_l25``, ``vit_d256_l14``, ...) on CIFAR-100 with the
 study's shared recipe: warmup + cosine, standard CIFAR augmentation + CutMix, label smoothing.
 
-    mlflow run . -e classify -P model=vit -P epochs=200 --env-manager local
+    mlflow run . -e classify -P model=vit_d192_l25 -P epochs=200 --env-manager local
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ class Recipe(ClassifierConfig):
 
     epochs: int = param(200, "training epochs")
     batch_size: int = param(128, "images per step")
-    lr: float = param(1e-3, "peak learning rate (after warmup); the seeds' ViT used 4e-4")
-    weight_decay: float = param(0.0, "decoupled weight decay (AdamW) or L2 (SGD); the seeds' ViT used 1e-5")
+    lr: float = param(1e-3, "peak learning rate (after warmup); vit_vs_cnn's ViT uses 4e-4")
+    weight_decay: float = param(0.0, "decoupled weight decay (AdamW) or L2 (SGD); vit_vs_cnn's ViT uses 1e-5")
     cutmix_prob: float = param(0.5, "probability that a batch is mixed (CutMix, or Mixup when enabled)")
     patch_size: int = param(DEFAULT_PATCH_SIZE, "ViT patch size in pixels; must divide the image size")
 

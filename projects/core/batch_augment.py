@@ -2,7 +2,7 @@
 
 torchvision's v2 transforms draw one parameter set per call (one crop for the whole batch), and
 kornia's RandomResizedCrop loops over samples; neither is both per-sample and one batched op, so the
-few ops SimCLR and the CIFAR recipe need are written here as tensor code. Input: uint8 NCHW images;
+few ops the SSL views and the CIFAR recipe need are written here as tensor code. Input: uint8 NCHW images;
 output: normalised float32 NCHW. Every draw comes from one ``torch.Generator`` on the batch's device,
 whose state (``state_dict``) goes into the training checkpoint, so a resumed run draws what an
 uninterrupted one would. The albumentations pipelines (``augment=albumentations``) are the reference
@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -279,38 +280,85 @@ class StandardAugment(Augmentation):
         return self.normalize(pad_crop_flip(self, images.float().div_(255), self.pad))
 
 
-class SimCLRAugment(Augmentation):
-    """SimCLR's t ~ T on a batch: random resized crop, flip, colour jitter (p=0.8) with strength s
-    (brightness/contrast/saturation 0.8s, hue 0.2s), grayscale (p=0.2), optional blur (p=0.5)."""
+@dataclass(frozen=True)
+class ViewParams:
+    """One view's augmentation t ~ T: random resized crop, flip, colour jitter, grayscale, blur, solarize.
 
-    def __init__(
-        self,
-        normalize: Normalize,
-        size: int,
+    ``jitter`` is (brightness, contrast, saturation, hue), applied with probability ``jitter_p``. SSL methods
+    differ only in these numbers (SimCLR: both views alike; BYOL and MoCo v3: blur and solarize differ
+    between the two views), so one batched op and one albumentations pipeline serve them all.
+    """
+
+    crop_scale_min: float = 0.08
+    flip: bool = True
+    jitter: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 0.2)
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
+    solarize_p: float = 0.0
+
+    @classmethod
+    def simclr(
+        cls,
         crop_scale_min: float = 0.08,
         flip: bool = True,
         color_jitter: float = 1.0,
         grayscale: bool = True,
         blur: bool = False,
+    ) -> ViewParams:
+        """SimCLR's view with colour-jitter strength s = ``color_jitter`` (0.8s, 0.8s, 0.8s, 0.2s; p=0.8),
+        grayscale p=0.2 and blur p=0.5, each switchable for ablations."""
+        s = color_jitter
+        return cls(
+            crop_scale_min=crop_scale_min,
+            flip=flip,
+            jitter=(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5)),
+            jitter_p=0.8 if s > 0 else 0.0,
+            grayscale_p=0.2 if grayscale else 0.0,
+            blur_p=0.5 if blur else 0.0,
+        )
+
+    def blur_kernel(self, size: int) -> int:
+        """The papers' kernel: 10% of the image side, odd, at least 3."""
+        return max(3, (size // 10) | 1)
+
+
+def solarize(aug: Augmentation, images: torch.Tensor, p: float, threshold: float = 0.5) -> torch.Tensor:
+    """Per sample with probability p: pixels >= threshold become 1 - pixel (float images in [0, 1])."""
+    solarized = torch.where(images >= threshold, 1.0 - images, images)
+    return torch.where(_per_sample(aug.bernoulli(len(images), p)), solarized, images)
+
+
+class ViewAugment(Augmentation):
+    """One :class:`ViewParams` on a batch, every sample with its own draws; steps at probability 0 draw
+    nothing, so switching one off leaves the draws of the others unchanged."""
+
+    def __init__(
+        self,
+        normalize: Normalize,
+        size: int,
+        view: ViewParams | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ):
         super().__init__(seed, device)
-        self.normalize, self.size = normalize, size
-        self.scale = (crop_scale_min, 1.0)
-        self.flip, self.strength, self.grayscale, self.blur = flip, color_jitter, grayscale, blur
+        self.normalize, self.size, self.view = normalize, size, view or ViewParams.simclr()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         n, _, height, width = images.shape
+        v = self.view
         x = images.float().div_(255)
-        x = crop_resize(x, random_resized_crop_boxes(self, n, height, width, self.scale), self.size)
-        if self.flip:
+        x = crop_resize(
+            x, random_resized_crop_boxes(self, n, height, width, (v.crop_scale_min, 1.0)), self.size
+        )
+        if v.flip:
             x = flip_where(x, self.bernoulli(n, 0.5))
-        if self.strength > 0:
-            s = self.strength
-            x = color_jitter(self, x, 0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), p=0.8)
-        if self.grayscale:
-            x = random_grayscale(self, x, 0.2)
-        if self.blur:
-            x = gaussian_blur(self, x, max(3, (self.size // 10) | 1), (0.1, 2.0), p=0.5)
+        if v.jitter_p > 0 and any(v.jitter):
+            x = color_jitter(self, x, *v.jitter, p=v.jitter_p)
+        if v.grayscale_p > 0:
+            x = random_grayscale(self, x, v.grayscale_p)
+        if v.blur_p > 0:
+            x = gaussian_blur(self, x, v.blur_kernel(self.size), (0.1, 2.0), p=v.blur_p)
+        if v.solarize_p > 0:
+            x = solarize(self, x, v.solarize_p)
         return self.normalize(x)

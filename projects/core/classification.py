@@ -4,7 +4,7 @@ used by ``classify``, ``supervised`` and ``finetune``. Final test top-1/top-5, c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import mlflow
@@ -20,7 +20,7 @@ from projects.core.classifier_recipe import (
     classification_step,
     create_mixup,
 )
-from projects.core.data import NUM_CLASSES
+from projects.core.data import num_classes
 from projects.core.evaluate import validate
 from projects.core.fit import fit_in_run
 from projects.core.loop import Callback, resolve_device
@@ -41,7 +41,7 @@ __all__ = [
 
 def fit_classifier(
     cfg: ClassifierConfig,
-    model: nn.Module,
+    build_model: Callable[[int], nn.Module],
     *,
     entry_point: str,
     registered_name: str,
@@ -50,10 +50,14 @@ def fit_classifier(
     nested: bool = False,
     tags: dict[str, str] | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` on ``cfg.dataset`` in a tracked run; returns the final metrics."""
+    """Train ``build_model(number of classes)`` on ``cfg.dataset`` in a tracked run; returns the final metrics.
+
+    The model is built once the data is loaded, since a ``folder`` dataset's classes are its class folders.
+    """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = build_data(cfg, device)
+    model = build_model(num_classes(data.train))
     train, val, test, val_loader = data.train, data.val, data.test, data.val_loader
     size = cfg.resolution
     with tracked_run(cfg, entry_point, run_name=run_name, nested=nested, tags=tags, device=device) as tr:
@@ -96,12 +100,10 @@ def train_named_model(
 
     ``model_kwargs`` go to ``create_model`` on top of the defaults (e.g. a ViT's ``patch_size``).
     """
-    torch.manual_seed(cfg.seed)
     kwargs = {"stem": cfg.stem} if cfg.model.startswith("resnet") else {"image_size": cfg.resolution}
-    model = create_model(cfg.model, num_classes=NUM_CLASSES[cfg.dataset], **kwargs, **(model_kwargs or {}))
     return fit_classifier(
         cfg,
-        model,
+        lambda classes: create_model(cfg.model, num_classes=classes, **kwargs, **(model_kwargs or {})),
         entry_point=entry_point,
         registered_name=f"{entry_point}-{cfg.model}",
         run_name=f"{entry_point}-{cfg.model}-{cfg.dataset}",

@@ -22,14 +22,14 @@ from projects.core import pipeline
 from projects.core.batch_augment import Augmentation, Normalize, StandardAugment
 from projects.core.config import check, check_choice, check_shares, param
 from projects.core.data import (
-    IMAGE_SIZE,
-    MEAN_STD,
-    NUM_CLASSES,
+    LABEL_FRACTION_HELP,
     ImageArrays,
     load_split,
+    num_classes,
     split_train_val,
     stratified_fraction,
 )
+from projects.core.datasets import get_dataset, resolve_image_size
 from projects.core.models import STEMS, model_names
 from projects.core.train_config import TrainConfig
 from projects.core.transforms import ImageOnly, eval_transform, standard_train_transform
@@ -37,8 +37,8 @@ from projects.core.transforms import ImageOnly, eval_transform, standard_train_t
 
 @dataclass
 class ClassifierConfig(TrainConfig):
-    fraction: float = param(1.0, "seeded, class-stratified share of the training split to use, in (0, 1]")
-    image_size: int = param(0, "input resolution; 0 = the dataset's native size")
+    label_fraction: float = param(1.0, LABEL_FRACTION_HELP)
+    image_size: int = param(0, "input resolution; 0 = the dataset's native size (dataset=folder: required)")
     val_fraction: float = param(
         0.1, "stratified share of the training split held out for per-epoch validation"
     )
@@ -51,6 +51,7 @@ class ClassifierConfig(TrainConfig):
         super().__post_init__()
         check_shares(self)
         check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
+        resolve_image_size(self.dataset, self.image_size)  # dataset=folder needs an image_size
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         check(0 <= self.cutmix_prob <= 1, f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")
         check(self.cutmix_alpha > 0, f"cutmix_alpha must be > 0, got {self.cutmix_alpha}")
@@ -62,7 +63,8 @@ class ClassifierConfig(TrainConfig):
 
     @property
     def resolution(self) -> int:
-        return self.image_size or IMAGE_SIZE[self.dataset]
+        """Side of the model's input images."""
+        return resolve_image_size(self.dataset, self.image_size)
 
 
 def create_mixup(cfg: ClassifierConfig, num_classes: int) -> Mixup | None:
@@ -146,13 +148,13 @@ class ClassifierData:
 
 def build_data(cfg: ClassifierConfig, device: torch.device) -> ClassifierData:
     """Load and split ``cfg.dataset``; batches for training (augmented, CutMix) and evaluation."""
-    num_classes = NUM_CLASSES[cfg.dataset]
     size = cfg.resolution
-    native = IMAGE_SIZE[cfg.dataset]
-    full_train = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download)
-    test = load_split(cfg.dataset, "test", cfg.data_dir, cfg.download)
+    full_train = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download, cfg.image_size)
+    classes = num_classes(full_train)  # before the test split: unlabelled images fail here, saying why
+    test = load_split(cfg.dataset, "test", cfg.data_dir, cfg.download, cfg.image_size)
+    native = full_train.images.shape[1]  # the side the split was loaded at
     train, val = split_train_val(full_train, cfg.val_fraction, cfg.seed)
-    train = stratified_fraction(train, cfg.fraction, cfg.seed)
+    train = stratified_fraction(train, cfg.label_fraction, cfg.seed)
     # Inputs resized to another resolution (e.g. for ImageNet stems) are only resized, not cropped.
     train_tf = (
         standard_train_transform(cfg.dataset, native)
@@ -160,13 +162,14 @@ def build_data(cfg: ClassifierConfig, device: torch.device) -> ClassifierData:
         else eval_transform(cfg.dataset, size, native)
     )
     test_tf = ImageOnly(eval_transform(cfg.dataset, size, native))
-    normalize = Normalize(*MEAN_STD[cfg.dataset], size=size)
-    mixup = create_mixup(cfg, num_classes)
+    spec = get_dataset(cfg.dataset)
+    normalize = Normalize(spec.mean, spec.std, size=size)
+    mixup = create_mixup(cfg, classes)
     # CutMix/Mixup pair each image with another of an even, full batch: the last partial batch is dropped.
     check(
         mixup is None or len(train) >= cfg.batch_size,
         f"batch_size={cfg.batch_size} exceeds the {len(train)} training images: no full batch to train on "
-        "(CutMix drops the partial one); lower batch_size or raise fraction",
+        "(CutMix drops the partial one); lower batch_size or raise label_fraction",
     )
     feed = pipeline.feed_options(cfg, device)
     train_loader = pipeline.train_loader(

@@ -45,9 +45,12 @@ def check_positive(config: Any, *names: str) -> None:
 
 
 def check_shares(config: Any) -> None:
-    """``fraction`` in (0, 1] (all of a split is fine) and ``val_fraction`` in (0, 1), where declared."""
-    if hasattr(config, "fraction"):
-        check(0 < config.fraction <= 1, f"fraction must be in (0, 1], got {config.fraction}")
+    """``fraction`` and ``label_fraction`` in (0, 1] (all of a split is fine) and ``val_fraction`` in
+    (0, 1), where declared."""
+    for name in ("fraction", "label_fraction"):
+        if hasattr(config, name):
+            value = getattr(config, name)
+            check(0 < value <= 1, f"{name} must be in (0, 1], got {value}")
     if hasattr(config, "val_fraction"):
         check(0 < config.val_fraction < 1, f"val_fraction must be in (0, 1), got {config.val_fraction}")
 
@@ -121,6 +124,17 @@ def replace(config: C, **changes: Any) -> C:
     values = dataclasses.asdict(config)
     values.update(changes)
     return from_dict(type(config), values)
+
+
+def parse_overrides(text: str, what: str = "overrides") -> dict[str, str]:
+    """``"dataset=synthetic,epochs=2"`` -> {"dataset": "synthetic", "epochs": "2"}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} must look like key=value,key=value; got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def to_params(config: Any) -> dict[str, Any]:

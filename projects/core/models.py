@@ -99,7 +99,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def parameter_table(model: nn.Module) -> list[dict[str, object]]:
-    """One row per parameter tensor: name, shape, count (the seed report's appendix)."""
+    """One row per parameter tensor: name, shape, count (the per-layer appendix of a model report)."""
     return [
         {"name": name, "shape": "x".join(map(str, p.shape)), "count": p.numel()}
         for name, p in model.named_parameters()

@@ -11,6 +11,7 @@ workers that only collate uint8 images; the batched augmentation then runs on th
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,14 +39,23 @@ def feed_options(cfg: Any, device: torch.device) -> dict[str, Any]:
 
 
 def images_to_tensor(data: ImageArrays) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (N, 3, H, W) images and int64 labels; a view of the numpy arrays (NHWC memory = channels_last)."""
-    images = torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2)
-    return images, torch.from_numpy(np.asarray(data.labels))
+    """uint8 (N, 3, H, W) images and int64 labels; a view of the numpy arrays (NHWC memory = channels_last).
+
+    The split's arrays are read-only and torch has no read-only tensors: it warns about every such view.
+    These views are only ever read (batches are indexed copies, ``.to(device)`` copies), so the warning
+    is silenced here instead of copying a whole split.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="The given NumPy array is not writable", category=UserWarning
+        )
+        return torch.from_numpy(data.images).permute(0, 3, 1, 2), torch.from_numpy(data.labels)
 
 
 def uint8_chw(image: np.ndarray) -> torch.Tensor:
-    """Per-image transform of the workers path with batched augmentation: HWC uint8 -> CHW uint8."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    """Per-image transform of the workers path with batched augmentation: HWC uint8 -> CHW uint8 (a copy,
+    so the read-only split is never shared with the batch)."""
+    return torch.from_numpy(image.transpose(2, 0, 1).copy())
 
 
 def fits_on_device(nbytes: int, device: torch.device) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from projects.core.config import check, check_positive, param, validate_choices
-from projects.core.data import DATASETS
+from projects.core.datasets import dataset_names
 from projects.core.loop import DEVICES, PRECISIONS
 from projects.core.optim import OPTIMIZERS
 from projects.core.pipeline import AUGMENTS, PIPELINES
@@ -17,8 +17,10 @@ COMPILE_CHOICES = ("auto", "true", "false")
 
 @dataclass
 class TrainConfig:
-    dataset: str = param("cifar100", "dataset to train on", DATASETS)
-    data_dir: str = param("data", "folder holding (or receiving) the torchvision dataset files")
+    dataset: str = param("cifar100", "dataset to train on", dataset_names())
+    data_dir: str = param(
+        "data", "folder holding (or receiving) the torchvision dataset files; dataset=folder: your images"
+    )
     download: bool = param(True, "download the dataset into data_dir when it is missing")
     epochs: int = param(100, "training epochs")
     batch_size: int = param(256, "images per step")

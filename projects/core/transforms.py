@@ -5,12 +5,12 @@ from __future__ import annotations
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
-from projects.core.data import MEAN_STD
+from projects.core.datasets import get_dataset
 
 
 def normalize(dataset: str) -> A.Normalize:
-    mean, std = MEAN_STD[dataset]
-    return A.Normalize(mean=mean, std=std, max_pixel_value=255.0)
+    spec = get_dataset(dataset)
+    return A.Normalize(mean=spec.mean, std=spec.std, max_pixel_value=255.0)
 
 
 def standard_train_transform(dataset: str, image_size: int) -> A.Compose:

@@ -1,8 +1,9 @@
 """Vision Transformers for small images, built on timm's ``VisionTransformer``.
 
-``create_vit("vit", num_classes=100)`` gives the seeds' ViT: 4x4 patches, dim 192, depth 25, 6 heads of
-64 dims (attention inner width 384 != dim), MLP 384 -> 11,139,844 parameters, the same count as
-lucidrains' vit-pytorch ``ViT`` it was written with: LayerNorm -> Linear -> LayerNorm patch embedding,
+Configs are named by width and depth (``vit_d192_l25``: dim 192, 25 layers).
+``create_vit("vit_d192_l25", num_classes=100)``: 4x4 patches, dim 192, depth 25, 6 heads of 64 dims
+(attention inner width 384 != dim), MLP 384 -> 11,139,844 parameters, the same layout and count as
+lucidrains' vit-pytorch ``ViT(dim=192, depth=25, heads=6, dim_head=64, mlp_dim=384)``: LayerNorm -> Linear -> LayerNorm patch embedding,
 class token, learned position embedding (65 x dim), pre-norm blocks with a bias-free qkv projection,
 final LayerNorm, linear head. timm 0.6.7 ties head_dim to dim // heads, so that config swaps in
 :class:`InnerWidthAttention` through ``block_fn``; configs whose heads * dim_head == dim are plain timm.
@@ -24,7 +25,7 @@ from projects.core.errors import ConfigError
 
 DEFAULT_PATCH_SIZE = 4
 # patch_norm: vit-pytorch's LayerNorm-Linear-LayerNorm patch embedding (else timm's conv PatchEmbed).
-_SEED = {
+_DEEP_NARROW = {
     "embed_dim": 192,
     "depth": 25,
     "num_heads": 6,
@@ -34,10 +35,9 @@ _SEED = {
     "patch_norm": True,
 }
 VIT_CONFIGS: dict[str, dict[str, Any]] = {
-    "vit": _SEED,  # the seeds' ViT (deep and narrow)
-    "vit_seed": _SEED,  # alias: the name the seeds' report uses
+    "vit_d192_l25": _DEEP_NARROW,  # deep and narrow, vit-pytorch's layout
     # Wider and shallower, same size: standard timm ViTs (head dim 64 = dim / heads, MLP 4x, conv patches).
-    "vit_wide": {
+    "vit_d256_l14": {
         "embed_dim": 256,
         "depth": 14,
         "num_heads": 4,
@@ -46,7 +46,7 @@ VIT_CONFIGS: dict[str, dict[str, Any]] = {
         "qkv_bias": True,
         "patch_norm": False,
     },
-    "vit_wider": {
+    "vit_d320_l9": {
         "embed_dim": 320,
         "depth": 9,
         "num_heads": 5,

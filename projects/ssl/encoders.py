@@ -2,7 +2,7 @@
 
 Accepted: ``random`` (untrained), ``imagenet`` (torchvision's ImageNet-supervised weights, or
 ``weights_path``), an MLflow model URI (``runs:/<id>/model``, ``models:/<name>@champion``), or a
-SimCLR checkpoint file (``.../checkpoints/last.pt``).
+pretraining checkpoint of any SSL method (``.../checkpoints/last.pt``: its ``encoder.*`` weights).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def load_encoder(
     prefix = "encoder."
     encoder_weights = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
     if not encoder_weights:
-        raise CheckpointError(f"{encoder} holds no SimCLR encoder weights (no 'encoder.*' keys)")
+        raise CheckpointError(f"{encoder} holds no SSL encoder weights (no 'encoder.*' keys)")
     model = create_model(arch, num_classes=0, stem=stem)
     try:
         model.load_state_dict(encoder_weights)

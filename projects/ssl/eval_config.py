@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from projects.core.config import param
-from projects.core.models import RESNETS, STEMS
+from projects.core.config import check_choice, param
+from projects.core.models import STEMS, model_names
 from projects.ssl.encoders import check_encoder_spec
 
 
@@ -16,7 +16,7 @@ class EncoderParams:
     encoder: str = param(
         "random", "random | imagenet | runs:/<id>/model | models:/<name>@<alias> | checkpoint path"
     )
-    arch: str = param("resnet18", "architecture for random/imagenet/checkpoint encoders", tuple(RESNETS))
+    arch: str = param("resnet18", "architecture of random/imagenet/checkpoint encoders (a ViT config too)")
     stem: str = param(
         "cifar", "stem for random/checkpoint encoders (imagenet weights use the imagenet stem)", STEMS
     )
@@ -26,6 +26,7 @@ class EncoderParams:
 
     def check_encoder(self) -> None:
         check_encoder_spec(self.encoder)
+        check_choice("arch", self.arch, model_names())
 
 
 def logged_protocol(protocol: str, encoder: str) -> dict[str, str]:

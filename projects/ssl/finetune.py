@@ -10,7 +10,6 @@ from torch import nn
 
 from projects.core.classification import ClassifierConfig, fit_classifier
 from projects.core.config import check, param
-from projects.core.data import NUM_CLASSES
 from projects.core.entry import main
 from projects.core.loop import Callback
 from projects.ssl.encoders import load_encoder
@@ -24,7 +23,7 @@ class Config(EncoderParams, ClassifierConfig):
     protocol: str = param(
         "finetune", "evaluation protocol (fixed for this entry point; logged)", ("finetune",)
     )
-    head: str = param("mlp", "new classification head: linear, or the seeds' 2-layer MLP", FINETUNE_HEADS)
+    head: str = param("mlp", "new classification head: linear, or a 2-layer MLP", FINETUNE_HEADS)
     head_hidden: int = param(512, "hidden width of the MLP head")
     epochs: int = param(50, "fine-tuning epochs")
     lr: float = param(1e-3, "peak learning rate")
@@ -47,14 +46,12 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     encoder = load_encoder(cfg.encoder, cfg.arch, cfg.stem, cfg.weights_path)  # before any data
     for p in encoder.parameters():
         p.requires_grad_(True)
-    model = nn.Sequential(
-        encoder,
-        classification_head(cfg.head, encoder.num_features, NUM_CLASSES[cfg.dataset], cfg.head_hidden),
-    )
     name = cfg.encoder.split("/")[-1] if "/" in cfg.encoder else cfg.encoder
     return fit_classifier(
         cfg,
-        model,
+        lambda classes: nn.Sequential(
+            encoder, classification_head(cfg.head, encoder.num_features, classes, cfg.head_hidden)
+        ),
         entry_point="finetune",
         registered_name=f"finetune-{cfg.arch}",
         run_name=f"finetune-{name}-{cfg.dataset}",

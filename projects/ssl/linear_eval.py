@@ -20,13 +20,13 @@ from projects.core import pipeline
 from projects.core.batch_augment import Normalize
 from projects.core.config import check, check_shares, param
 from projects.core.data import (
-    IMAGE_SIZE,
-    MEAN_STD,
-    NUM_CLASSES,
+    LABEL_FRACTION_HELP,
     load_split,
+    num_classes,
     split_train_val,
     stratified_fraction,
 )
+from projects.core.datasets import dataset_names, get_dataset, resolve_image_size
 from projects.core.entry import main
 from projects.core.evaluate import extract_features, validate
 from projects.core.fit import fit_in_run
@@ -41,11 +41,12 @@ from projects.ssl.eval_config import EncoderParams, logged_protocol
 @dataclass
 class Config(EncoderParams, TrainConfig):
     protocol: str = param("linear", "evaluation protocol (fixed for this entry point; logged)", ("linear",))
-    dataset: str = param(
-        "cifar100", "labelled dataset of the probe", ("cifar10", "cifar100", "stl10", "synthetic")
+    dataset: str = param("cifar100", "labelled dataset of the probe", dataset_names())
+    label_fraction: float = param(1.0, LABEL_FRACTION_HELP)
+    image_size: int = param(
+        0,
+        "resize inputs to this side (0 = native), e.g. for ImageNet-stem encoders; dataset=folder: required",
     )
-    fraction: float = param(1.0, "seeded, class-stratified share of the labelled training split")
-    image_size: int = param(0, "resize inputs to this side (0 = native), e.g. for ImageNet-stem encoders")
     val_fraction: float = param(0.1, "share of the training split held out for per-epoch validation")
     epochs: int = param(100, "epochs of the linear classifier")
     batch_size: int = param(256, "feature vectors per step")
@@ -59,6 +60,7 @@ class Config(EncoderParams, TrainConfig):
         self.check_encoder()
         check_shares(self)
         check(self.image_size >= 0, f"image_size must be >= 0, got {self.image_size}")
+        resolve_image_size(self.dataset, self.image_size)  # dataset=folder needs an image_size
 
 
 def linear_step(model: nn.Module, batch) -> tuple[torch.Tensor, int]:
@@ -72,12 +74,14 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     encoder = freeze(load_encoder(cfg.encoder, cfg.arch, cfg.stem, cfg.weights_path)).to(
         device
     )  # before any data
-    native = IMAGE_SIZE[cfg.dataset]
-    full = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download)
-    test = load_split(cfg.dataset, "test", cfg.data_dir, cfg.download)
+    spec = get_dataset(cfg.dataset)
+    size = resolve_image_size(cfg.dataset, cfg.image_size)
+    full = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download, cfg.image_size)
+    classes = num_classes(full)  # before the test split: unlabelled images fail here, saying why
+    test = load_split(cfg.dataset, "test", cfg.data_dir, cfg.download, cfg.image_size)
     train, val = split_train_val(full, cfg.val_fraction, cfg.seed)
-    train = stratified_fraction(train, cfg.fraction, cfg.seed)
-    plain = ImageOnly(eval_transform(cfg.dataset, cfg.image_size or native, native))
+    train = stratified_fraction(train, cfg.label_fraction, cfg.seed)
+    plain = ImageOnly(eval_transform(cfg.dataset, size, full.images.shape[1]))
     run_name = f"linear-{cfg.encoder.split('/')[-1] if '/' in cfg.encoder else cfg.encoder}-{cfg.dataset}"
     tags = logged_protocol("linear", cfg.encoder)
     with tracked_run(cfg, "linear_eval", run_name=run_name, nested=nested, tags=tags, device=device) as tr:
@@ -85,7 +89,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
         start = time.perf_counter()
         feats = {}
-        normalize = Normalize(*MEAN_STD[cfg.dataset], size=cfg.image_size or native)
+        normalize = Normalize(spec.mean, spec.std, size=size)
         feed = pipeline.feed_options(cfg, device)
         for name, split in (("train", train), ("val", val), ("test", test)):
             loader = pipeline.eval_loader(split, **feed, per_image=plain, normalize=normalize)
@@ -100,7 +104,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             )
             for name, (x, y) in feats.items()
         }
-        head = nn.Linear(feats["train"][0].shape[1], NUM_CLASSES[cfg.dataset])
+        head = nn.Linear(feats["train"][0].shape[1], classes)
         trainer, logs = fit_in_run(
             tr,
             cfg,
@@ -122,7 +126,6 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             from projects.core.registry import log_and_register
 
             classifier = nn.Sequential(encoder, Standardize(mean, std), head)
-            size = cfg.image_size or native
             example = np.zeros((1, 3, size, size), dtype=np.float32)
             log_and_register(classifier, f"linear-{cfg.arch}", "test_top1", final["test_top1"], example)
         return final

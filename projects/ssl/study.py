@@ -1,9 +1,12 @@
-"""``ssl_study``: the seeds' whole comparison in one command.
+"""``ssl_study``: SSL methods x pretraining datasets x data fractions, each encoder judged by linear probe
+at several label fractions, against baselines, in one command.
 
-SimCLR at several pretraining fractions (and datasets), each encoder evaluated by linear probe on the
-evaluation dataset, plus baselines — ImageNet-supervised features and random features (linear probe)
-and a ResNet-18 trained from scratch — as child runs of one parent. The parent logs a plotly figure
-(probe top-1 vs pretraining images, baselines as lines) and a summary table.
+Every pretraining run (``methods`` x ``pretrain_datasets`` x ``fractions``) is probed on
+``eval_dataset`` with 1%, 10% and 100% of its labelled training images (``label_fractions``, the
+SimCLR paper's semi-supervised protocol); the baselines (ImageNet-supervised and random features by
+probe, a ResNet-18 trained from scratch) are run at the same label fractions. All are child runs of one
+parent, which logs a plotly figure (probe top-1 vs pretraining images, baselines as lines) and the table.
+A resumed parent skips children that finished.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import Any
 import mlflow
 import plotly.graph_objects as go
 
-from projects.core.config import check, param
+from projects.core.config import check, from_dict, param, parse_overrides
 from projects.core.entry import main
 from projects.core.errors import CheckpointError
 from projects.core.loop import DEVICES, PRECISIONS
 from projects.core.tracking import checkpoint_dir, finished_child, log_figure_html, log_table, tracked_run
-from projects.ssl import linear_eval, simclr, supervised
+from projects.ssl import linear_eval, supervised
+from projects.ssl.methods import method_module, method_names
 
 log = logging.getLogger(__name__)
 BASELINES = ("imagenet", "random", "supervised")
@@ -30,31 +34,39 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _is_fraction(text: str) -> bool:
-    try:
-        return 0 < float(text) <= 1
-    except ValueError:
-        return False
+def _fractions(text: str, name: str) -> list[float]:
+    values = _split(text)
+    check(bool(values), f"{name} is empty")
+    out = []
+    for value in values:
+        try:
+            out.append(float(value))
+        except ValueError:
+            out.append(-1.0)
+        check(0 < out[-1] <= 1, f"{name} must be numbers in (0, 1], got {value!r}")
+    return out
 
 
 @dataclass
 class Config:
-    pretrain_datasets: str = param("cifar10", "comma-separated SimCLR pretraining datasets")
+    methods: str = param("simclr", f"comma-separated SSL methods ({', '.join(method_names())})")
+    pretrain_datasets: str = param("cifar10", "comma-separated pretraining datasets")
     fractions: str = param("0.01,0.1,0.5,1.0", "comma-separated pretraining fractions")
+    method_params: str = param(
+        "", "method parameters as method.name=value, e.g. simclr.temperature=0.2,byol.momentum_base=0.996"
+    )
     eval_dataset: str = param("cifar100", "labelled dataset of the linear probes and the supervised baseline")
+    label_fractions: str = param(
+        "0.01,0.1,1.0", "comma-separated shares of the labelled training images for probes and baselines"
+    )
     baselines: str = param("imagenet,random,supervised", "comma-separated baselines")
-    pretrain_epochs: int = param(100, "SimCLR epochs per pretraining run")
+    pretrain_epochs: int = param(100, "epochs per pretraining run")
     eval_epochs: int = param(100, "linear-probe epochs")
     supervised_epochs: int = param(100, "epochs of the from-scratch baseline")
-    eval_fraction: float = param(
-        1.0, "share of the labelled training split used by probes and the supervised baseline"
-    )
-    batch_size: int = param(256, "SimCLR batch size")
-    temperature: float = param(0.5, "NT-Xent temperature")
-    head: str = param("mlp", "projection head", ("none", "mlp", "mlp_bn"))
-    lr: float = param(1e-3, "SimCLR learning rate")
+    batch_size: int = param(256, "pretraining batch size")
+    lr: float = param(1e-3, "pretraining learning rate")
     weights_path: str = param("", "local ImageNet weights for the imagenet baseline")
-    knn_bank: int = param(5000, "kNN monitor bank size of the SimCLR runs")
+    knn_bank: int = param(5000, "kNN monitor bank size of the pretraining runs")
     data_dir: str = param("data", "dataset folder")
     download: bool = param(True, "download missing datasets")
     seed: int = param(0, "seed of every child run")
@@ -64,17 +76,33 @@ class Config:
     resume: bool = param(True, "resume interrupted child runs")
 
     def __post_init__(self) -> None:
-        datasets = _split(self.pretrain_datasets)
-        check(bool(datasets), "pretrain_datasets is empty")
-        fractions = _split(self.fractions)
-        check(bool(fractions), "fractions is empty")
-        for text in fractions:
-            check(_is_fraction(text), f"fractions must be numbers in (0, 1], got {text!r}")
+        check(bool(_split(self.methods)), "methods is empty")
+        for method in _split(self.methods):
+            method_module(method)  # ConfigError naming the choices
+        check(bool(_split(self.pretrain_datasets)), "pretrain_datasets is empty")
+        _fractions(self.fractions, "fractions")
+        _fractions(self.label_fractions, "label_fractions")
         for name in _split(self.baselines):
             check(name in BASELINES, f"unknown baseline {name!r}; choose from: {', '.join(BASELINES)}")
+        per_method = self.per_method_params()
+        unknown = sorted(set(per_method) - set(_split(self.methods)))
+        check(not unknown, f"method_params name methods this study does not run: {unknown}")
         # Children validate everything else; building them now fails fast, before any compute.
-        for child in self.simclr_configs() + [self.probe_config("random")]:
-            assert child is not None
+        self.pretrain_configs()
+        for fraction in self.label_fraction_list():
+            self.probe_config("random", fraction)
+            self.supervised_config(fraction)
+
+    def label_fraction_list(self) -> list[float]:
+        return _fractions(self.label_fractions, "label_fractions")
+
+    def per_method_params(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for key, value in parse_overrides(self.method_params, "method_params").items():
+            method, dot, name = key.partition(".")
+            check(bool(dot and name), f"method_params keys look like method.name, got {key!r}")
+            out.setdefault(method, {})[name] = value
+        return out
 
     def common(self) -> dict[str, Any]:
         return {
@@ -87,122 +115,166 @@ class Config:
             "resume": self.resume,
         }
 
-    def simclr_configs(self) -> list[simclr.Config]:
+    def pretrain_configs(self) -> list[tuple[str, Any]]:
+        """(method, its Config) for every method x dataset x fraction."""
+        per_method = self.per_method_params()
         return [
-            simclr.Config(
-                dataset=dataset,
-                fraction=float(fraction),
-                epochs=self.pretrain_epochs,
-                batch_size=self.batch_size,
-                temperature=self.temperature,
-                head=self.head,
-                lr=self.lr,
-                knn_bank=self.knn_bank,
-                register=False,
-                **self.common(),
+            (
+                method,
+                from_dict(
+                    method_module(method).Config,
+                    {
+                        "dataset": dataset,
+                        "fraction": fraction,
+                        "epochs": self.pretrain_epochs,
+                        "batch_size": self.batch_size,
+                        "lr": self.lr,
+                        "knn_bank": self.knn_bank,
+                        "register": False,
+                        **self.common(),
+                        **per_method.get(method, {}),
+                    },
+                ),
             )
+            for method in _split(self.methods)
             for dataset in _split(self.pretrain_datasets)
-            for fraction in _split(self.fractions)
+            for fraction in _fractions(self.fractions, "fractions")
         ]
 
-    def probe_config(self, encoder: str) -> linear_eval.Config:
+    def probe_config(self, encoder: str, label_fraction: float) -> linear_eval.Config:
         return linear_eval.Config(
             encoder=encoder,
             dataset=self.eval_dataset,
             epochs=self.eval_epochs,
-            fraction=self.eval_fraction,
+            label_fraction=label_fraction,
             weights_path=self.weights_path,
             **self.common(),
         )
 
-    def supervised_config(self) -> supervised.Config:
+    def supervised_config(self, label_fraction: float) -> supervised.Config:
         return supervised.Config(
             dataset=self.eval_dataset,
             epochs=self.supervised_epochs,
-            fraction=self.eval_fraction,
+            label_fraction=label_fraction,
             register=False,
             **self.common(),
         )
 
 
+def _labels(fraction: float) -> str:
+    return f"{100 * fraction:g}% labels"
+
+
 def figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Probe top-1 vs pretraining images: a line per method, dataset and label fraction; baselines as
+    dashed lines over the same range (in the legend, so each can be told apart)."""
     fig = go.Figure()
-    for dataset in sorted({r["pretrain_dataset"] for r in rows if r["kind"] == "simclr"}):
+    ssl = [r for r in rows if r["kind"] == "ssl"]
+    keys = sorted({(r["method"], r["pretrain_dataset"], r["label_fraction"]) for r in ssl})
+    for method, dataset, fraction in keys:
         points = sorted(
-            (r for r in rows if r.get("pretrain_dataset") == dataset), key=lambda r: r["pretrain_images"]
+            (
+                r
+                for r in ssl
+                if (r["method"], r["pretrain_dataset"], r["label_fraction"]) == (method, dataset, fraction)
+            ),
+            key=lambda r: r["pretrain_images"],
         )
         fig.add_trace(
             go.Scatter(
                 x=[r["pretrain_images"] for r in points],
                 y=[r["test_top1"] for r in points],
                 mode="lines+markers",
-                name=f"SimCLR on {dataset} (linear probe)",
-                text=[f"fraction {r['fraction']:g}" for r in points],
+                name=f"{method} on {dataset}, {_labels(fraction)}",
+                text=[f"pretraining fraction {r['fraction']:g}" for r in points],
             )
         )
+    span = [r["pretrain_images"] for r in ssl]
+    x_range = [min(span), max(span)] if span else [1, 1]
     for r in rows:
-        if r["kind"] != "simclr":
-            fig.add_hline(
-                y=r["test_top1"], line_dash="dash", annotation_text=f"{r['name']}: {r['test_top1']:.1f}%"
+        if r["kind"] != "ssl":
+            fig.add_trace(
+                go.Scatter(
+                    x=x_range,
+                    y=[r["test_top1"]] * 2,
+                    mode="lines",
+                    line={"dash": "dash"},
+                    name=f"{r['name']}, {_labels(r['label_fraction'])}",
+                )
             )
     fig.update_layout(
-        title="Test top-1 vs SimCLR pretraining data size",
+        title="Test top-1 vs pretraining data size",
         xaxis_title="pretraining images",
         yaxis_title="test top-1 (%)",
         xaxis_type="log",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2},
     )
     return fig
 
 
+def _baseline(cfg: Config, baseline: str, fraction: float) -> dict[str, Any] | None:
+    """One baseline at one label fraction; None if it cannot run here (e.g. offline without weights)."""
+    if baseline == "supervised":
+        sup_cfg = cfg.supervised_config(fraction)
+        return finished_child(sup_cfg, "supervised") or supervised.run(sup_cfg, nested=True)
+    try:
+        probe_cfg = cfg.probe_config(baseline, fraction)
+        return finished_child(probe_cfg, "linear_eval") or linear_eval.run(probe_cfg, nested=True)
+    except CheckpointError as exc:  # say so on the parent, keep going
+        log.warning("baseline %s skipped: %s", baseline, exc)
+        mlflow.set_tag(f"baseline.{baseline}", f"skipped: {exc}")
+        return None
+
+
 def run(cfg: Config) -> dict[str, float]:
     rows: list[dict[str, Any]] = []
+    names = {
+        "supervised": "supervised from scratch",
+        "imagenet": "imagenet features",
+        "random": "random features",
+    }
     with tracked_run(cfg, "ssl_study", run_name="ssl-study", checkpointed=False):
-        for child in cfg.simclr_configs():
-            pre = finished_child(child, "simclr") or simclr.run(child, nested=True)
+        for method, child in cfg.pretrain_configs():
+            pre = finished_child(child, method) or method_module(method).run(child, nested=True)
             checkpoint = str(checkpoint_dir(pre["run_id"]) / "last.pt")
-            probe_cfg = cfg.probe_config(checkpoint)
-            probe = finished_child(probe_cfg, "linear_eval") or linear_eval.run(probe_cfg, nested=True)
-            rows.append(
-                {
-                    "kind": "simclr",
-                    "name": f"simclr-{child.dataset}-{child.fraction:g}",
-                    "pretrain_dataset": child.dataset,
-                    "fraction": child.fraction,
-                    "pretrain_images": int(pre["pretrain_images"]),
-                    "knn_top1": pre["knn_top1"],
-                    "test_top1": probe["test_top1"],
-                    "test_top5": probe["test_top5"],
-                }
-            )
+            for fraction in cfg.label_fraction_list():
+                probe_cfg = cfg.probe_config(checkpoint, fraction)
+                probe = finished_child(probe_cfg, "linear_eval") or linear_eval.run(probe_cfg, nested=True)
+                rows.append(
+                    {
+                        "kind": "ssl",
+                        "name": f"{method}-{child.dataset}-{child.fraction:g}",
+                        "method": method,
+                        "pretrain_dataset": child.dataset,
+                        "fraction": child.fraction,
+                        "pretrain_images": int(pre["pretrain_images"]),
+                        "knn_top1": pre.get("knn_top1"),
+                        "label_fraction": fraction,
+                        "test_top1": probe["test_top1"],
+                        "test_top5": probe["test_top5"],
+                    }
+                )
         for baseline in _split(cfg.baselines):
-            if baseline == "supervised":
-                sup_cfg = cfg.supervised_config()
-                result = finished_child(sup_cfg, "supervised") or supervised.run(sup_cfg, nested=True)
-                name = "supervised from scratch"
-            else:
-                try:
-                    probe_cfg = cfg.probe_config(baseline)
-                    result = finished_child(probe_cfg, "linear_eval") or linear_eval.run(
-                        probe_cfg, nested=True
+            for fraction in cfg.label_fraction_list():
+                result = _baseline(cfg, baseline, fraction)
+                if result is not None:
+                    rows.append(
+                        {
+                            "kind": baseline,
+                            "name": names[baseline],
+                            "label_fraction": fraction,
+                            "test_top1": result["test_top1"],
+                            "test_top5": result["test_top5"],
+                        }
                     )
-                except CheckpointError as exc:  # e.g. offline without ImageNet weights: say so, keep going
-                    log.warning("baseline %s skipped: %s", baseline, exc)
-                    mlflow.set_tag(f"baseline.{baseline}", f"skipped: {exc}")
-                    continue
-                name = f"{baseline} features (linear probe)"
-            rows.append(
-                {
-                    "kind": baseline,
-                    "name": name,
-                    "test_top1": result["test_top1"],
-                    "test_top5": result["test_top5"],
-                }
-            )
         log_figure_html(figure(rows), "ssl_study.html")
         log_table(rows, "ssl_study_table.json")
-        best = max((r for r in rows if r["kind"] == "simclr"), key=lambda r: r["test_top1"])
-        mlflow.log_metric("best_simclr_test_top1", best["test_top1"])
-        return {"best_simclr_test_top1": best["test_top1"]}
+        headline = {}
+        for fraction in cfg.label_fraction_list():
+            best = max(r["test_top1"] for r in rows if r["kind"] == "ssl" and r["label_fraction"] == fraction)
+            headline[f"best_ssl_test_top1_labels_{fraction:g}"] = best
+        mlflow.log_metrics(headline)
+        return headline
 
 
 if __name__ == "__main__":

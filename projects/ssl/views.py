@@ -1,5 +1,6 @@
-"""SimCLR's stochastic augmentation t ~ T, applied twice per image: per image with albumentations in
-DataLoader workers (the reference), or per batch on the device (:class:`BatchTwoViews`)."""
+"""The two augmented views of every image that SSL methods train on: per image with albumentations in
+DataLoader workers (the reference), or per batch on the device (:class:`BatchViews`). Each view follows
+its own :class:`~projects.core.batch_augment.ViewParams`."""
 
 from __future__ import annotations
 
@@ -8,70 +9,70 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from projects.core.batch_augment import Augmentation
+from projects.core.batch_augment import ViewAugment, ViewParams
 from projects.core.transforms import normalize
 
 
-def simclr_augmentation(
-    dataset: str,
-    size: int,
-    crop_scale_min: float = 0.08,
-    flip: bool = True,
-    color_jitter: float = 1.0,
-    grayscale: bool = True,
-    blur: bool = False,
-) -> A.Compose:
-    """Random resized crop, flip, colour jitter (p=0.8), grayscale (p=0.2), optional blur (p=0.5).
-
-    ``color_jitter`` is the paper's strength s (brightness/contrast/saturation 0.8s, hue 0.2s); 0 turns it
-    off. Each step can be switched off for augmentation ablations.
-    """
-    steps: list[A.BasicTransform] = [A.RandomResizedCrop(size=(size, size), scale=(crop_scale_min, 1.0))]
-    if flip:
+def view_augmentation(dataset: str, size: int, view: ViewParams) -> A.Compose:
+    """albumentations pipeline of one view: the same steps, order and probabilities as :class:`ViewAugment`."""
+    steps: list[A.BasicTransform] = [A.RandomResizedCrop(size=(size, size), scale=(view.crop_scale_min, 1.0))]
+    if view.flip:
         steps.append(A.HorizontalFlip(p=0.5))
-    if color_jitter > 0:
-        s = color_jitter
+    if view.jitter_p > 0 and any(view.jitter):
+        brightness, contrast, saturation, hue = view.jitter
         steps.append(
             A.ColorJitter(
-                brightness=0.8 * s, contrast=0.8 * s, saturation=0.8 * s, hue=min(0.2 * s, 0.5), p=0.8
+                brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=view.jitter_p
             )
         )
-    if grayscale:
-        steps.append(A.ToGray(p=0.2))
-    if blur:
-        kernel = max(3, (size // 10) | 1)  # the paper's 10% of the image side, odd
-        steps.append(A.GaussianBlur(blur_limit=(kernel, kernel), sigma_limit=(0.1, 2.0), p=0.5))
+    if view.grayscale_p > 0:
+        steps.append(A.ToGray(p=view.grayscale_p))
+    if view.blur_p > 0:
+        kernel = view.blur_kernel(size)
+        steps.append(A.GaussianBlur(blur_limit=(kernel, kernel), sigma_limit=(0.1, 2.0), p=view.blur_p))
+    if view.solarize_p > 0:
+        steps.append(A.Solarize(threshold_range=(0.5, 0.5), p=view.solarize_p))
     return A.Compose([*steps, normalize(dataset), ToTensorV2()])
 
 
 class TwoViews:
-    """image -> (view1, view2): two independent draws of the same augmentation."""
+    """image -> (view1, view2): one draw of each view's augmentation (the same one twice if symmetric)."""
 
-    def __init__(self, transform: A.Compose):
-        self.transform = transform
+    def __init__(self, first: A.Compose, second: A.Compose | None = None):
+        self.first, self.second = first, second or first
 
     def __call__(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(image=image)["image"], self.transform(image=image)["image"]
+        return self.first(image=image)["image"], self.second(image=image)["image"]
+
+    def set_random_seed(self, seed: int) -> None:
+        """Seed both views' albumentations RNGs (what ``seed_augmentation`` calls in every worker)."""
+        self.first.set_random_seed(seed)
+        if self.second is not self.first:
+            self.second.set_random_seed((seed + 1) % 2**32)
 
 
-class BatchTwoViews:
-    """Trainer ``batch_transform``: (uint8 images, labels) -> ((view1, view2), labels), both views drawn
-    independently per sample by a batched augmentation; its generator state is checkpointed.
+class BatchViews:
+    """Trainer ``batch_transform``: (uint8 images, labels) -> ((view1, view2), labels), every sample
+    drawing its own parameters; the generators' states are checkpointed.
 
-    Both views come from one call on the batch twice over: every one of the 2N samples draws its own
-    parameters, and the device runs each augmentation kernel once per step instead of twice.
+    Symmetric views (one augmentation) come from one call on the batch twice over, so the device runs
+    each kernel once per step instead of twice; asymmetric views call each view's augmentation.
     """
 
-    def __init__(self, augment: Augmentation):
-        self.augment = augment
+    def __init__(self, first: ViewAugment, second: ViewAugment | None = None):
+        self.augments = [first] if second is None else [first, second]
 
     def __call__(self, batch: tuple[torch.Tensor, torch.Tensor]):
         images, labels = batch
-        view1, view2 = self.augment(torch.cat([images, images])).chunk(2)
+        if len(self.augments) == 1:
+            view1, view2 = self.augments[0](torch.cat([images, images])).chunk(2)
+        else:
+            view1, view2 = (augment(images) for augment in self.augments)
         return (view1, view2), labels
 
     def state_dict(self) -> dict:
-        return self.augment.state_dict()
+        return {str(i): augment.state_dict() for i, augment in enumerate(self.augments)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.augment.load_state_dict(state)
+        for i, augment in enumerate(self.augments):
+            augment.load_state_dict(state[str(i)])

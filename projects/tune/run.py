@@ -24,7 +24,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from projects.core.config import check, check_positive, from_dict, param, validate_choices
+from projects.core.config import check, check_positive, from_dict, param, parse_overrides, validate_choices
 from projects.core.entry import main
 from projects.core.errors import ProjectError
 from projects.core.loop import Callback
@@ -39,7 +39,6 @@ from projects.tune.spec import (
     load_spec,
     make_pruner,
     make_sampler,
-    parse_overrides,
     representative_params,
     trial_values,
     validate,

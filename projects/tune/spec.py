@@ -212,17 +212,6 @@ def _registry(raw: Any, objective_metric: str, where: str) -> dict[str, str]:
     return out
 
 
-def parse_overrides(text: str) -> dict[str, str]:
-    """``"dataset=synthetic,epochs=2"`` -> {"dataset": "synthetic", "epochs": "2"}."""
-    out: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"overrides must look like key=value,key=value; got {item!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def trial_values(spec: StudySpec, overrides: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The entry Config's values for one trial: base < overrides < sampled params < tune's fixed fields."""
     fields = {f.name for f in dataclasses.fields(spec.config_class())}

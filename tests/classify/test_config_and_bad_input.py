@@ -18,8 +18,8 @@ from tests.conftest import REPO
 
 BAD_CLASSIFY = [
     (["--model", "nope"], "model='nope' is not allowed"),
-    (["--model", "vit", "--patch_size", "5"], "patch_size=5 does not divide image size 32"),
-    (["--model", "vit", "--image_size", "30"], "patch_size=4 does not divide image size 30"),
+    (["--model", "vit_d192_l25", "--patch_size", "5"], "patch_size=5 does not divide image size 32"),
+    (["--model", "vit_d192_l25", "--image_size", "30"], "patch_size=4 does not divide image size 30"),
     (["--cutmix_prob", "1.5"], "cutmix_prob must be in [0, 1]"),
     (["--cutmix_prob", "-0.1"], "cutmix_prob must be in [0, 1]"),
     (["--cutmix_alpha", "0"], "cutmix_alpha must be > 0"),
@@ -40,9 +40,9 @@ def assert_nothing_running() -> None:
 
 
 def test_compare_children_share_the_recipe_and_differ_only_in_model_lr_wd() -> None:
-    cfg = compare.Config(epochs=3, batch_size=32, seed=7, cutmix_prob=1.0, vit_model="vit_wide")
+    cfg = compare.Config(epochs=3, batch_size=32, seed=7, cutmix_prob=1.0, vit_model="vit_d256_l14")
     cnn, vit = cfg.children()
-    assert (cnn.model, vit.model) == ("resnet18", "vit_wide")
+    assert (cnn.model, vit.model) == ("resnet18", "vit_d256_l14")
     assert (cnn.lr, cnn.weight_decay, vit.lr, vit.weight_decay) == (1e-3, 0.0, 4e-4, 1e-5)
     differ = {
         f.name for f in dataclasses.fields(train.Config) if getattr(cnn, f.name) != getattr(vit, f.name)
@@ -96,7 +96,7 @@ def test_cuda_without_a_gpu_is_refused_before_anything_runs(monkeypatch, capsys)
 
 
 def test_a_batch_larger_than_the_training_subset_is_refused_before_training(capsys) -> None:
-    argv = ["--dataset", "synthetic", "--fraction", "0.01", "--batch_size", "512", "--epochs", "1"]
+    argv = ["--dataset", "synthetic", "--label_fraction", "0.01", "--batch_size", "512", "--epochs", "1"]
     with pytest.raises(SystemExit) as exc:
         main(train.Config, train.run, argv)
     assert exc.value.code == EXIT_USER_ERROR

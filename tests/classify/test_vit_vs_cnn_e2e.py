@@ -19,10 +19,10 @@ from tests.conftest import REPO
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 EPOCHS = 2
-# Real ResNet-18 and seeds' ViT; tiny data: 20 training images, 100 validation, 8x8 pixels (2x2 patches).
+# Real ResNet-18 and ViT (vit_d192_l25); tiny data: 20 training images, 100 validation, 8x8 pixels (2x2 patches).
 TINY = {
     "dataset": "synthetic",
-    "fraction": 0.005,
+    "label_fraction": 0.005,
     "val_fraction": 0.02,
     "image_size": 8,
     "epochs": EPOCHS,
@@ -58,11 +58,11 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["projects.entry_point"] == "vit_vs_cnn"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(c.data.params["model"] for c in children) == ["resnet18", "vit"]
+    assert sorted(c.data.params["model"] for c in children) == ["resnet18", "vit_d192_l25"]
     assert all(c.info.status == "FINISHED" for c in children)
 
     by_model = {c.data.params["model"]: c for c in children}
-    cnn, vit = by_model["resnet18"].data.params, by_model["vit"].data.params
+    cnn, vit = by_model["resnet18"].data.params, by_model["vit_d192_l25"].data.params
     # Same recipe and seed; each its own tuned lr / weight decay.
     differ = {k for k in cnn if cnn[k] != vit.get(k)}
     assert differ == {"model", "lr", "weight_decay", "num_parameters"}
@@ -83,13 +83,13 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
     assert "plotly" in html and "resnet18 val_top1" in html and "vit val_top1" in html
     summary = json.loads(read_artifact(parent.info.run_id, "vit_vs_cnn_table.json"))
     rows = [dict(zip(summary["columns"], row, strict=True)) for row in summary["data"]]
-    assert sorted(r["model"] for r in rows) == ["resnet18", "vit"]
+    assert sorted(r["model"] for r in rows) == ["resnet18", "vit_d192_l25"]
     for row in rows:
         child = by_model[row["model"]]
         assert row["num_parameters"] == int(child.data.params["num_parameters"])
         assert row["test_top1"] == child.data.metrics["test_top1"] and row["epochs"] == EPOCHS
         assert row["wall_time_s"] > 0 and row["images_per_sec"] > 0
-    assert parent.data.metrics["vit_test_top1"] == by_model["vit"].data.metrics["test_top1"]
+    assert parent.data.metrics["vit_test_top1"] == by_model["vit_d192_l25"].data.metrics["test_top1"]
 
 
 def test_interrupted_comparison_resumes_without_retraining_the_finished_child() -> None:

@@ -86,8 +86,8 @@ def test_the_content_moves_with_the_crop():
     assert (x[:, :, 1:] >= x[:, :, :-1] - 1e-4).all()
 
 
-def simclr(seed: int = 0, **kwargs) -> B.SimCLRAugment:
-    return B.SimCLRAugment(no_op_normalize(), 32, seed=seed, **kwargs)
+def simclr(seed: int = 0, **kwargs) -> B.ViewAugment:
+    return B.ViewAugment(no_op_normalize(), 32, B.ViewParams.simclr(**kwargs), seed=seed)
 
 
 def test_views_differ_per_sample_within_one_batch():
@@ -112,6 +112,18 @@ def test_jitter_rate_is_0_8_and_grayscale_rate_0_2():
     gray = B.random_grayscale(aug(2), images, p=0.2)
     is_gray = (gray[:, 0] == gray[:, 1]).flatten(1).all(1) & (gray[:, 1] == gray[:, 2]).flatten(1).all(1)
     assert abs(is_gray.float().mean().item() - 0.2) < 0.032
+
+
+def test_solarize_rate_and_pixels_follow_the_reference():
+    images = torch.rand(N, 3, 8, 8)
+    out = B.solarize(aug(3), images, p=0.2)
+    changed = (out - images).abs().flatten(1).amax(1) > 1e-6
+    assert abs(changed.float().mean().item() - 0.2) < 0.032
+    reference = A.Solarize(threshold_range=(0.5, 0.5), p=1.0)
+    image = (images[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    theirs = torch.from_numpy(reference(image=image)["image"]).permute(2, 0, 1).float() / 255
+    ours = B.solarize(aug(4), torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, p=1.0)[0]
+    assert torch.allclose(ours, theirs, atol=1 / 255 + 1e-6)
 
 
 def test_switched_off_steps_change_nothing():

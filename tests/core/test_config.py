@@ -2,7 +2,7 @@ import pytest
 
 from projects.core.config import parse_args, replace, run_key
 from projects.core.errors import ConfigError
-from projects.ssl.simclr import Config
+from projects.ssl.methods.simclr import Config
 
 
 def test_cli_flags_are_typed():
@@ -21,7 +21,7 @@ def test_cli_flags_are_typed():
         (["--temperature", "0"], "temperature must be > 0"),
         (["--head", "transformer"], "head='transformer' is not allowed"),
         (["--epochs", "2.5"], "epochs must be of type int"),
-        (["--split", "train+unlabeled"], "exists only for stl10"),
+        (["--split", "train+unlabeled"], "does not exist for cifar10"),
     ],
 )
 def test_bad_parameters_fail_with_one_line(argv, message):

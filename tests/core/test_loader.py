@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from projects.core.batch_augment import ViewParams
 from projects.core.data import ArrayDataset, ImageArrays
 from projects.core.loop import make_loader
 from projects.core.transforms import ImageOnly, standard_train_transform
-from projects.ssl.views import TwoViews, simclr_augmentation
+from projects.ssl.views import TwoViews, view_augmentation
 
 # One image repeated: any difference between two samples comes from the augmentation alone.
 IMAGE = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -21,7 +22,10 @@ def views(workers: int, seed: int, transform) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize(
     "transform",
-    [TwoViews(simclr_augmentation("synthetic", 32)), ImageOnly(standard_train_transform("synthetic", 32))],
+    [
+        TwoViews(view_augmentation("synthetic", 32, ViewParams.simclr())),
+        ImageOnly(standard_train_transform("synthetic", 32)),
+    ],
     ids=["simclr", "standard"],
 )
 def test_workers_draw_different_augmentations_and_runs_repeat(transform):

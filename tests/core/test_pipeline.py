@@ -66,7 +66,7 @@ def test_conv_nets_run_channels_last_and_vits_do_not():
     from projects.core.models import create_model
 
     assert is_conv_net(create_model("resnet18", num_classes=10, stem="cifar"))
-    assert not is_conv_net(create_model("vit", num_classes=10, image_size=32))
+    assert not is_conv_net(create_model("vit_d192_l25", num_classes=10, image_size=32))
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from projects.core.synthetic import CLASSES, PALETTE, make_synthetic
+from projects.core.datasets.synthetic import CLASSES, PALETTE, make_synthetic
 
 
 def test_same_seed_same_images_balanced_labels():

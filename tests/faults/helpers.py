@@ -21,7 +21,7 @@ from tests.conftest import PYTHON, REPO
 INJECT = Path(__file__).parent / "inject"
 BIN = Path(PYTHON).parent
 MODULES = {
-    "simclr": "projects.ssl.simclr",
+    "simclr": "projects.ssl.methods.simclr",
     "classify": "projects.classify.train",
     "tune": "projects.tune.run",
 }
@@ -29,7 +29,7 @@ MODULES = {
 CLASSIFY = {  # 98 training images of 8x8 px: 7 steps per epoch
     "dataset": "synthetic",
     "epochs": "3",
-    "fraction": "0.02",
+    "label_fraction": "0.02",
     "val_fraction": "0.02",
     "image_size": "8",
     "batch_size": "16",

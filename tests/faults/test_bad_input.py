@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from projects.classify import train as classify
 from projects.core.guardian import END_REASON_TAG
-from projects.ssl import simclr
+from projects.ssl.methods import simclr
 from projects.tune import run as tune
 from tests.faults.helpers import CLASSIFY, finish, launch, runs, tmpfs
 from tests.ssl.test_entry_points import TINY_SIMCLR

@@ -39,26 +39,38 @@ def runs(filter_string: str = "") -> list:
     return mlflow.search_runs(search_all_experiments=True, filter_string=filter_string, output_format="list")
 
 
-def test_simclr_then_linear_eval_on_the_champion():
-    mlflow_run("simclr", TINY_SIMCLR)
-    (run,) = runs("tags.`projects.entry_point` = 'simclr'")
+# Small projector/predictor: the paper's 4096-wide MLPs cost more than the tiny encoder run itself.
+METHOD_PARAMS = {
+    "simclr": {"temperature": "0.5"},
+    "byol": {"proj_hidden_dim": "256", "pred_hidden_dim": "256"},
+    "mocov3": {"proj_hidden_dim": "256", "pred_hidden_dim": "256", "stem": "imagenet"},
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
+def test_each_method_through_mlflow_run_then_linear_eval_on_its_champion(method):
+    mlflow_run(method, {**TINY_SIMCLR, **METHOD_PARAMS[method]})
+    (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
     client = MlflowClient()
-    assert run.info.status == "FINISHED"
-    assert run.data.params["temperature"] == "0.5" and run.data.params["dataset"] == "synthetic"
+    assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{method}-resnet18-synthetic")
+    assert run.data.params["dataset"] == "synthetic"
+    assert all(run.data.params[k] == v for k, v in METHOD_PARAMS[method].items())
     assert len(client.get_metric_history(run.info.run_id, "knn_top1")) == 2
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
     assert run.data.tags["data.train.fingerprint"] and run.data.tags["mlflow.source.git.commit"]
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")}
     assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
-    champion = client.get_model_version_by_alias("simclr-resnet18", "champion")
+    champion = client.get_model_version_by_alias(f"{method}-resnet18", "champion")
     assert champion.run_id == run.info.run_id
+    if method != "simclr":
+        return  # the probe of a registered encoder is the same code for every method
 
     mlflow_run(
         "linear_eval",
         {
-            "encoder": "models:/simclr-resnet18@champion",
+            "encoder": f"models:/{method}-resnet18@champion",
             "dataset": "synthetic",
-            "fraction": "0.1",
+            "label_fraction": "0.1",
             "epochs": "3",
             "num_workers": "0",
         },
@@ -68,12 +80,15 @@ def test_simclr_then_linear_eval_on_the_champion():
     assert 10.0 < probe.data.metrics["test_top1"] <= 100.0  # 10 classes: above chance
 
 
-def test_interrupted_run_resumes_the_same_mlflow_run(monkeypatch):
+@pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
+def test_interrupted_run_resumes_the_same_mlflow_run(method):
     from projects.core.config import from_dict
     from projects.core.loop import Callback
-    from projects.ssl import simclr
+    from projects.ssl.methods import method_module
 
-    cfg = from_dict(simclr.Config, {**TINY_SIMCLR, "epochs": "3", "register": "false"})
+    module = method_module(method)
+    params = {**TINY_SIMCLR, **METHOD_PARAMS[method], "epochs": "3", "register": "false"}
+    cfg = from_dict(module.Config, {**params, "batch_size": "16", "fraction": "0.02"})
 
     class CtrlCAtEpoch2(Callback):
         def on_epoch_end(self, trainer, epoch, logs):
@@ -81,11 +96,11 @@ def test_interrupted_run_resumes_the_same_mlflow_run(monkeypatch):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        simclr.run(cfg, callbacks=[CtrlCAtEpoch2()])
+        module.run(cfg, callbacks=[CtrlCAtEpoch2()])
     (killed,) = runs()
     assert killed.info.status == "KILLED"
 
-    simclr.run(cfg)
+    module.run(cfg)
     (resumed,) = runs()
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
     history = MlflowClient().get_metric_history(resumed.info.run_id, "train_loss")
@@ -103,13 +118,16 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
     mlflow_run(
         "ssl_study",
         {
+            "methods": "simclr,byol",
+            "method_params": "byol.proj_hidden_dim=256,byol.pred_hidden_dim=256,simclr.temperature=0.2",
             "pretrain_datasets": "synthetic",
-            "fractions": "0.02,0.04",
+            "fractions": "0.02",
             "eval_dataset": "synthetic",
+            "label_fractions": "0.02,0.04",
+            "baselines": "imagenet,supervised",
             "pretrain_epochs": "1",
             "eval_epochs": "2",
             "supervised_epochs": "1",
-            "eval_fraction": "0.04",
             "batch_size": "32",
             "knn_bank": "100",
             "num_workers": "0",
@@ -120,18 +138,32 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
     assert parent.info.status == "FINISHED"
     children = runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     kinds = sorted(c.data.tags["projects.entry_point"] for c in children)
-    assert kinds == ["linear_eval"] * 4 + ["simclr"] * 2 + ["supervised"]
+    # 2 encoders x 2 label fractions + imagenet x 2 probes; supervised x 2 label fractions
+    assert kinds == ["byol"] + ["linear_eval"] * 6 + ["simclr"] + ["supervised"] * 2
     assert all(c.info.status == "FINISHED" for c in children)
+    (pre,) = [c for c in children if c.data.tags["projects.entry_point"] == "simclr"]
+    assert pre.data.params["temperature"] == "0.2"
+    probes = [c for c in children if c.data.tags["projects.entry_point"] == "linear_eval"]
+    assert sorted(c.data.params["label_fraction"] for c in probes) == ["0.02"] * 3 + ["0.04"] * 3
     files = {f.path for f in MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"ssl_study.html", "ssl_study_table.json"} <= files
+    assert {"best_ssl_test_top1_labels_0.02", "best_ssl_test_top1_labels_0.04"} <= set(parent.data.metrics)
 
 
 @pytest.mark.parametrize(
     ("module", "argv", "message"),
     [
-        ("projects.ssl.simclr", ["--temperature", "0"], "temperature must be > 0"),
-        ("projects.ssl.simclr", ["--dataset", "mnist"], "dataset='mnist' is not allowed"),
-        ("projects.ssl.simclr", ["--fraction", "2"], "fraction must be in (0, 1]"),
+        ("projects.ssl.methods.simclr", ["--temperature", "0"], "temperature must be > 0"),
+        ("projects.ssl.methods.simclr", ["--dataset", "imagenet"], "dataset='imagenet' is not allowed"),
+        ("projects.ssl.methods.byol", ["--momentum_base", "1.5"], "momentum_base <= momentum_final <= 1"),
+        (
+            "projects.ssl.methods.mocov3",
+            ["--arch", "vit_d192_l25", "--patch_size", "5"],
+            "patch_size=5 does not",
+        ),
+        ("projects.ssl.study", ["--methods", "simclr,swav"], "method='swav' is not allowed"),
+        ("projects.ssl.study", ["--method_params", "byol.lr=1"], "method_params name methods this study"),
+        ("projects.ssl.methods.simclr", ["--fraction", "2"], "fraction must be in (0, 1]"),
         (
             "projects.ssl.linear_eval",
             ["--encoder", "models:/nope@champion", "--dataset", "synthetic"],

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from helpers import assert_trials_match_runs, child_runs, parent_run
 from mlflow.tracking import MlflowClient
 
@@ -42,4 +43,31 @@ def test_classify_study_through_mlflow_run(isolated_mlflow: Path) -> None:
         )
         assert len(client.get_metric_history(run.info.run_id, "val_top1")) == 2  # per-epoch objective
     champion = client.get_model_version_by_alias("classify-resnet18", "champion")
+    assert champion.run_id == study.best_trial.user_attrs["mlflow_run_id"]
+
+
+TINY_SSL = (
+    "dataset=synthetic,epochs=2,fraction=0.02,batch_size=16,knn_bank=50,num_workers=0,warmup_epochs=0,"
+    "stem=imagenet,proj_hidden_dim=64,pred_hidden_dim=64"
+)
+
+
+@pytest.mark.parametrize("method", ["byol", "mocov3"])
+def test_ssl_method_study_reports_knn_every_epoch_and_registers_the_best(
+    isolated_mlflow: Path, method
+) -> None:
+    from projects.core.config import from_dict
+    from projects.tune import run as tune
+
+    journal = isolated_mlflow / "journal.log"
+    values = {"study": method, "n_trials": 2, "overrides": TINY_SSL, "storage": str(journal)}
+    tune.run(from_dict(tune.Config, values))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    # the pruner sees the objective after every epoch, as for any entry point
+    assert [sorted(t.intermediate_values) for t in study.trials] == [[1, 2], [1, 2]]
+    (parent,) = parent_run(summary.study_name)
+    assert_trials_match_runs(study, parent.info.run_id, 2)
+    champion = MlflowClient().get_model_version_by_alias(f"{method}-resnet18", "champion")
     assert champion.run_id == study.best_trial.user_attrs["mlflow_run_id"]
