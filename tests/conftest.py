@@ -45,9 +45,12 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
     def call(module: str | object, argv: list[str]) -> tuple[int, str]:
         module = importlib.import_module(module) if isinstance(module, str) else module
-        with pytest.raises(SystemExit) as exit_info:
+        try:
             entry.main(module.Config, module.run, argv)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
         lines = capsys.readouterr().err.strip().splitlines()
-        return exit_info.value.code, lines[-1] if lines else ""
+        return code, lines[-1] if lines else ""
 
     return call

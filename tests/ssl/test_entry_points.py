@@ -187,3 +187,23 @@ def test_checkpoint_that_is_not_one_is_refused(tmp_path, run_main):
     bogus.write_text("not a checkpoint")
     code, line = run_main("projects.ssl.linear_eval", ["--encoder", str(bogus)])
     assert code == 2 and "is not a torch checkpoint" in line
+
+
+def test_pretraining_on_a_flat_folder_of_photos_runs_without_a_monitor(tmp_path, run_main):
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # sizes differ: every image is resized and centre-cropped to image_size
+        Image.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    argv = ["--dataset", "folder", "--data_dir", str(photos), "--image_size", "16", "--batch_size", "4"]
+    argv += ["--epochs", "1", "--warmup_epochs", "0", "--num_workers", "0", "--stem", "imagenet"]
+    code, line = run_main("projects.ssl.methods.simclr", argv)
+    assert code == 0, line
+    (run,) = runs()
+    assert run.info.status == "FINISHED" and run.data.tags["knn_monitor"].startswith("off")
+    assert "knn_top1" not in run.data.metrics and run.data.metrics["pretrain_images"] == 12
+    champion = MlflowClient().get_model_version_by_alias("simclr-resnet18", "champion")
+    assert champion.run_id == run.info.run_id and "train_loss" in champion.tags
