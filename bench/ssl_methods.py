@@ -25,10 +25,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from simclr_recipe import emit, probe, summarize  # noqa: E402
+from simclr_recipe import emit, encoder_features, probe_accuracy, summarize  # noqa: E402
 
 from projects.core.config import from_dict  # noqa: E402
-from projects.core.data import load_split  # noqa: E402
+from projects.core.data import ImageArrays, load_split, stratified_index  # noqa: E402
 from projects.core.datasets import get_dataset  # noqa: E402
 from projects.core.loop import resolve_device  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
@@ -56,6 +56,20 @@ def train(method: str, params: dict[str, Any], device: torch.device):
     return setup.model.encoder, time.perf_counter() - start, [h["knn_top1"] for h in trainer.history]
 
 
+def probes(encoder, train: ImageArrays, test: ImageArrays, label_fractions: list[float], seed: int, device):
+    """Probe top-1 (%) at each share of the labelled training images (seeded, class-stratified), from one
+    pass of feature extraction; key ``probe_top1`` for all labels, ``probe_top1@<fraction>`` otherwise."""
+    spec = get_dataset("cifar10")
+    train_x = encoder_features(encoder, train, spec.mean, spec.std, device)
+    test_x = encoder_features(encoder, test, spec.mean, spec.std, device)
+    out = {}
+    for fraction in label_fractions:
+        index = stratified_index(train.labels, fraction, seed) if fraction < 1 else np.arange(len(train))
+        key = "probe_top1" if fraction >= 1 else f"probe_top1@{fraction:g}"
+        out[key] = probe_accuracy(train_x[index], train.labels[index], test_x, test.labels)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +79,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--overrides", default="{}", help='JSON for every method, e.g. {"stem": "imagenet"}')
+    parser.add_argument("--label_fractions", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--probe_images", type=int, default=0, help="limit the probe (code checks only)")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
@@ -77,7 +92,6 @@ def main() -> None:
     if args.probe_images:
         train_set = train_set.subset(np.arange(args.probe_images))
         test_set = test_set.subset(np.arange(args.probe_images // 2))
-    spec = get_dataset("cifar10")
     base = {
         "dataset": "cifar10",
         "data_dir": args.data_dir,
@@ -90,21 +104,14 @@ def main() -> None:
         torch.manual_seed(seed)
         random_cfg = from_dict(method_module("simclr").Config, {**base, "seed": seed})
         encoder = create_encoder(random_cfg)
-        top1 = probe(encoder, train_set, test_set, spec.mean, spec.std, device)
-        rows.append({"recipe": "random", "seed": seed, "probe_top1": top1, **overrides})
+        scores = probes(encoder, train_set, test_set, args.label_fractions, seed, device)
+        rows.append({"recipe": "random", "seed": seed, **scores, **overrides})
         emit(args.out, rows[-1])
         for method in args.methods:
             encoder, seconds, knn = train(method, {**base, "seed": seed}, device)
-            top1 = probe(encoder, train_set, test_set, spec.mean, spec.std, device)
+            scores = probes(encoder, train_set, test_set, args.label_fractions, seed, device)
             rows.append(
-                {
-                    "recipe": method,
-                    "seed": seed,
-                    "probe_top1": top1,
-                    "train_s": seconds,
-                    "knn": knn,
-                    **overrides,
-                }
+                {"recipe": method, "seed": seed, **scores, "train_s": seconds, "knn": knn, **overrides}
             )
             emit(args.out, rows[-1])
     print(summarize(rows))

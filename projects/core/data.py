@@ -78,18 +78,22 @@ def num_classes(data: ImageArrays) -> int:
     return len(data.classes)
 
 
+def stratified_index(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded selection of ``fraction`` of each label (at least one per label)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        k = max(1, int(round(fraction * len(idx))))
+        keep.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
 def stratified_fraction(data: ImageArrays, fraction: float, seed: int) -> ImageArrays:
     """A seeded subset keeping ``fraction`` of each class (at least one image per class)."""
     if fraction >= 1.0:
         return data
-    rng = np.random.default_rng(seed)
-    keep = []
-    for label in np.unique(data.labels):
-        idx = np.flatnonzero(data.labels == label)
-        k = max(1, int(round(fraction * len(idx))))
-        keep.append(rng.choice(idx, size=k, replace=False))
-    index = np.sort(np.concatenate(keep))
-    return data.subset(index, name=f"{data.name}[{fraction:g}]")
+    return data.subset(stratified_index(data.labels, fraction, seed), name=f"{data.name}[{fraction:g}]")
 
 
 def split_train_val(data: ImageArrays, val_fraction: float, seed: int) -> tuple[ImageArrays, ImageArrays]:

@@ -80,7 +80,7 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
         }
 
     html = read_artifact(parent.info.run_id, "vit_vs_cnn.html")
-    assert "plotly" in html and "resnet18 val_top1" in html and "vit val_top1" in html
+    assert "plotly" in html and "resnet18 val_top1" in html and "vit_d192_l25 val_top1" in html
     summary = json.loads(read_artifact(parent.info.run_id, "vit_vs_cnn_table.json"))
     rows = [dict(zip(summary["columns"], row, strict=True)) for row in summary["data"]]
     assert sorted(r["model"] for r in rows) == ["resnet18", "vit_d192_l25"]
@@ -119,7 +119,7 @@ def test_interrupted_comparison_resumes_without_retraining_the_finished_child() 
     assert {k: r.info.status for k, r in before.items()} == {
         "vit_vs_cnn:": "KILLED",
         "classify:resnet18": "FINISHED",
-        "classify:vit": "KILLED",
+        "classify:vit_d192_l25": "KILLED",
     }
 
     compare.run(cfg)
@@ -127,7 +127,7 @@ def test_interrupted_comparison_resumes_without_retraining_the_finished_child() 
     assert len(after) == 3  # same parent, the finished ResNet-18 reused, the ViT continued
     for key, run in before.items():
         assert after[key].info.run_id == run.info.run_id and after[key].info.status == "FINISHED"
-    vit_id = after["classify:vit"].info.run_id
+    vit_id = after["classify:vit_d192_l25"].info.run_id
     assert sorted(m.step for m in client.get_metric_history(vit_id, "train_loss")) == [1, 2]
     assert (
         after["vit_vs_cnn:"].data.metrics["resnet18_test_top1"]

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-TINY = "dataset=synthetic,epochs=2,fraction=0.02,val_fraction=0.02,image_size=8,batch_size=16,num_workers=0,cutmix_prob=0"
+TINY = "dataset=synthetic,epochs=2,label_fraction=0.02,val_fraction=0.02,image_size=8,batch_size=16,num_workers=0,cutmix_prob=0"
 
 
 def test_classify_study_through_mlflow_run(isolated_mlflow: Path) -> None:
