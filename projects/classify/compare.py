@@ -81,9 +81,9 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         results: dict[str, float] = {}
         for child in cfg.children():
             final = finished_child(child, "classify") or train.run(child, callbacks=callbacks, nested=True)
-            results.update(
-                {f"{child.model}_{k}": final[k] for k in ("test_top1", "test_top5", "best_val_top1")}
-            )
+            # vit_* / resnet18_*: the same metric names whichever ViT config is compared
+            role = "vit" if child.model in VIT_CONFIGS else child.model
+            results.update({f"{role}_{k}": final[k] for k in ("test_top1", "test_top5", "best_val_top1")})
         mlflow.log_metrics(results)
         # Curves come back from MLflow (what was logged), not from memory: the report is what the UI shows.
         runs = child_runs(tr.run_id)
