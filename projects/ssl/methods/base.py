@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from projects.core.batch_augment import ViewParams
-from projects.core.config import check, check_positive, check_shares, param
+from projects.core.config import check, check_choice, check_positive, check_shares, param
 from projects.core.datasets import dataset_names, get_dataset, resolve_image_size
 from projects.core.loop import Callback, Trainer
 from projects.core.models import STEMS, model_names
@@ -65,10 +65,7 @@ class SSLConfig(TrainConfig):
         check(self.color_jitter >= 0, f"color_jitter must be >= 0, got {self.color_jitter}")
         check(self.knn_bank >= 10, f"knn_bank must be >= 10, got {self.knn_bank}")
         check(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
-        check(
-            self.arch in model_names(),
-            f"arch={self.arch!r} is not allowed; choose one of: {', '.join(model_names())}",
-        )
+        check_choice("arch", self.arch, model_names())
         check(
             self.split == "train" or self.split in get_dataset(self.dataset).splits,
             f"split={self.split!r} does not exist for {self.dataset}; use split=train",
