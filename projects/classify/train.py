@@ -13,6 +13,7 @@ from projects.core.classification import ClassifierConfig, NamedModelConfig, tra
 from projects.core.config import check, param
 from projects.core.entry import main
 from projects.core.loop import Callback
+from projects.core.train_config import DistributedParams
 from projects.core.vit import DEFAULT_PATCH_SIZE, VIT_CONFIGS
 
 
@@ -43,7 +44,7 @@ class Recipe(ClassifierConfig):
 
 
 @dataclass
-class Config(Recipe, NamedModelConfig):
+class Config(DistributedParams, Recipe, NamedModelConfig):
     """Train one model by name on the study's recipe."""
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from projects.core import distributed
 from projects.core.checkpoint import load_checkpoint, save_checkpoint
 from projects.core.errors import TrainingError
 from projects.core.loop import Callback, Trainer
@@ -83,7 +84,10 @@ class MLflowLogger(Callback):
 class Checkpointer(Callback):
     """``last.pt`` every epoch and ``best.pt`` when the monitored metric improves, written atomically and
     logged as artifacts under ``checkpoints/``. On fit start, restores ``last.pt`` if the run has one
-    (locally, or as an artifact of the run being resumed)."""
+    (locally, or as an artifact of the run being resumed).
+
+    Under ``torchrun`` every rank has one: rank 0 reads and writes the files and sends the restored state
+    to the others; every rank takes part in building the state to save (it holds each rank's RNGs)."""
 
     def __init__(
         self,
@@ -118,13 +122,16 @@ class Checkpointer(Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(local, self.last)
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def _read(self) -> dict[str, Any] | None:
         # Temp files of a write that a killed process never finished (they are never loaded).
         for stale in self.directory.glob(".*.pt.*.tmp") if self.directory.is_dir() else ():
             stale.unlink(missing_ok=True)
         self._fetch_remote()
-        if self.last.exists():
-            state = load_checkpoint(self.last)
+        return load_checkpoint(self.last) if self.last.exists() else None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        state = distributed.broadcast(self._read() if distributed.is_main() else None)
+        if state is not None:
             trainer.load_state_dict(state)
             self.restored_epoch = trainer.epoch
             log.info("resumed from %s at epoch %d", self.last, trainer.epoch)
@@ -141,7 +148,10 @@ class Checkpointer(Callback):
             ) from None
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        save_checkpoint({**trainer.state_dict(), **self.extra_state}, self.last)
+        state = trainer.state_dict()
+        if not distributed.is_main():
+            return
+        save_checkpoint({**state, **self.extra_state}, self.last)
         if trainer.is_best:
             save_checkpoint({"model": trainer.model.state_dict(), "epoch": epoch, "logs": logs}, self.best)
         self._log_artifact(self.last)
@@ -150,7 +160,10 @@ class Checkpointer(Callback):
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """The state at the step the stop arrived at: a resume loses no finished step."""
-        save_checkpoint({**trainer.state_dict(), **self.extra_state}, self.last)
+        state = trainer.state_dict()
+        if not distributed.is_main():
+            return
+        save_checkpoint({**state, **self.extra_state}, self.last)
         log.info("saved %s at step %d (epoch %d)", self.last, trainer.global_step, trainer.epoch + 1)
         self._log_artifact(self.last)
 

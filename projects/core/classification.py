@@ -61,9 +61,10 @@ def fit_classifier(
     train, val, test, val_loader = data.train, data.val, data.test, data.val_loader
     size = cfg.resolution
     with tracked_run(cfg, entry_point, run_name=run_name, nested=nested, tags=tags, device=device) as tr:
-        log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
-        log_dataset(val.images, val.labels, val.name, cfg.data_dir, "validation")
-        log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
+        if tr.main:
+            log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
+            log_dataset(val.images, val.labels, val.name, cfg.data_dir, "validation")
+            log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
         trainer, logs = fit_in_run(
             tr,
             cfg,
@@ -81,6 +82,8 @@ def fit_classifier(
             **validate(model, data.test_loader, device, prefix="test"),
             "best_val_top1": trainer.best or 0.0,
         }
+        if not tr.main:
+            return final
         mlflow.log_metrics({k: final[k] for k in ("test_top1", "test_top5", "test_loss", "best_val_top1")})
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)

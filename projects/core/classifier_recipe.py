@@ -18,7 +18,7 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
-from projects.core import pipeline
+from projects.core import distributed, pipeline
 from projects.core.batch_augment import Augmentation, Normalize, StandardAugment
 from projects.core.config import check, check_choice, check_shares, param
 from projects.core.data import (
@@ -182,7 +182,11 @@ def build_data(cfg: ClassifierConfig, device: torch.device) -> ClassifierData:
     )
     augment = None
     if cfg.augment == "batched":
-        augment = StandardAugment(normalize, native // 8, cfg.seed, device) if size == native else normalize
+        augment = (
+            StandardAugment(normalize, native // 8, distributed.rank_seed(cfg.seed), device)
+            if size == native
+            else normalize
+        )
     val_loader = pipeline.eval_loader(val, **feed, per_image=test_tf, normalize=normalize)
     test_loader = pipeline.eval_loader(test, **feed, per_image=test_tf, normalize=normalize)
 

@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 2 bad input (nothing computed); 1 a run that could not go on (``TrainingError``);
 128 + signal number after SIGINT (130) or SIGTERM (143), the run KILLED with a checkpoint.
+
+``nproc_per_node`` > 1 re-executes the command under ``torchrun --standalone`` (same process id, so
+``mlflow run`` waits for the whole job); under ``torchrun`` every process joins the process group here.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from projects.core import guardian, signals
+from projects.core import distributed, guardian, signals
 from projects.core.config import parse_args
-from projects.core.errors import ProjectError
+from projects.core.errors import ConfigError, ProjectError
 from projects.core.preflight import preflight
 
 C = TypeVar("C")
@@ -35,14 +38,44 @@ def _note_on_launcher_run(message: str) -> None:
         MlflowClient().set_tag(run_id, guardian.END_REASON_TAG, message[:5000])
 
 
+def _uses_cuda(config: Any) -> bool:
+    import torch
+
+    device = getattr(config, "device", "cpu")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
+def _relaunch_under_torchrun(config: Any, argv: Sequence[str] | None) -> None:
+    """Replace this process by ``torchrun`` running the same command in ``nproc_per_node`` processes."""
+    nproc = getattr(config, "nproc_per_node", 1)
+    if nproc <= 1 or distributed.launched():
+        return
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    if spec is None or spec.name != type(config).__module__.replace("__main__", spec.name):
+        raise ConfigError(
+            f"nproc_per_node={nproc} starts processes of its own: run the entry point as a command "
+            "(python -m ..., mlflow run, or torchrun)"
+        )
+    args = list(sys.argv[1:] if argv is None else argv)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*cmd, "-m", spec.name, *args])
+
+
 def main(config_cls: type[C], run: Callable[[C], Any], argv: Sequence[str] | None = None) -> None:
     """``python -m projects.<study>.<task> --param value ...``: the body of every entry point."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with signals.handled(), guardian.enabled():
             config = parse_args(config_cls, argv)
+            _relaunch_under_torchrun(config, argv)
             preflight()
-            run(config)
+            distributed.init(use_cuda=_uses_cuda(config))
+            try:
+                run(config)
+            finally:
+                distributed.shutdown()
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         _note_on_launcher_run(f"error: {exc}")

@@ -11,6 +11,7 @@ import mlflow
 import torch
 from torch import nn
 
+from projects.core import distributed
 from projects.core.callbacks import Checkpointer, MLflowLogger
 from projects.core.loop import BatchTransform, Callback, EvalFn, StepFn, Trainer
 from projects.core.models import log_model_summary
@@ -36,9 +37,14 @@ def fit_in_run(
 ) -> tuple[Trainer, dict[str, float]]:
     """Fit ``model`` for ``cfg.epochs``; returns the trainer (for ``best``) and the last epoch's values.
 
-    The resolved precision, compilation and memory format are logged as tags.
+    The resolved precision, compilation and memory format are logged as tags. Under ``torchrun`` every
+    rank trains; rank 0 alone logs (``tr.main``).
     """
-    log_model_summary(model)
+    if tr.main:
+        log_model_summary(model)
+    if getattr(cfg, "sync_bn", False):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    logger = [MLflowLogger(tr.run_id)] if tr.main else []
     trainer = create_trainer(
         cfg,
         model,
@@ -47,19 +53,23 @@ def fit_in_run(
         evaluate=evaluate,
         monitor=monitor,
         device=device,
-        callbacks=[MLflowLogger(tr.run_id), Checkpointer(tr.checkpoint_dir, resumed=tr.resumed), *callbacks],
+        callbacks=[*logger, Checkpointer(tr.checkpoint_dir, resumed=tr.resumed), *callbacks],
         precision=precision,
         progress=progress,
         batch_transform=batch_transform,
     )
-    mlflow.set_tags(
-        {
-            "precision": trainer.precision,
-            "channels_last": str(trainer.channels_last).lower(),
-            "compiled": str(resolve_compile(cfg.compile, device)).lower(),
-        }
-    )
+    if tr.main:
+        mlflow.set_tags(
+            {
+                "precision": trainer.precision,
+                "channels_last": str(trainer.channels_last).lower(),
+                "compiled": str(resolve_compile(cfg.compile, device)).lower(),
+                "distributed.world_size": str(distributed.world_size()),
+                "distributed.backend": distributed.backend(),
+            }
+        )
     start = time.perf_counter()
     logs = trainer.fit()
-    mlflow.log_metric("train_time_s", time.perf_counter() - start)
+    if tr.main:
+        mlflow.log_metric("train_time_s", time.perf_counter() - start)
     return trainer, logs

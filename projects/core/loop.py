@@ -10,6 +10,11 @@ steps since its last call, for logging.
 Interruptions: a stop signal takes effect between steps; ``on_interrupt`` lets the checkpoint callback
 save the state at that step (with how many steps of the epoch are done), and a resumed fit skips those
 batches of the same epoch order, so it continues exactly where it stopped.
+
+Under ``torchrun`` (:mod:`projects.core.distributed`) the same loop runs in every process: the model is
+wrapped in ``DistributedDataParallel`` after ``on_fit_start`` (where every rank receives the state rank 0
+restored), logged losses are means over the ranks, evaluation results are rank 0's, and a stop is agreed
+on at every step so that all ranks stop at the same one.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from projects.core import signals
-from projects.core.errors import TrainingError
+from projects.core import distributed, signals
+from projects.core.errors import CheckpointError, TrainingError
 
 # step_fn(model, batch on the device, after batch_transform) -> (loss, number of images in the batch)
 StepFn = Callable[[nn.Module, Any], tuple[torch.Tensor, int]]
@@ -41,9 +46,10 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available; under ``torchrun``, the GPU of this process's local rank."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return distributed.device_for(torch.device(name))
 
 
 @functools.cache
@@ -143,6 +149,7 @@ class Trainer:
         channels_last: bool = False,
     ):
         self.model = model
+        self.train_model = model  # what the steps call: ``model`` in DistributedDataParallel under torchrun
         self.optimizer = optimizer
         self.train_loader = train_loader
         self.step_fn = step_fn
@@ -155,7 +162,7 @@ class Trainer:
         self.monitor = monitor
         self.mode = mode
         self.log_every_n_steps = log_every_n_steps
-        self.progress = progress
+        self.progress = progress and distributed.is_main()  # one progress bar per job
         self.batch_transform = batch_transform
         self.channels_last = channels_last
         use_scaler = autocast_dtype(precision, self.device) == torch.float16 and self.device.type == "cuda"
@@ -172,7 +179,16 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The whole training state; under ``torchrun`` a collective call (every rank's random states are
+        gathered into ``ranks``), so every rank calls it at the same point."""
+        own = {
+            "rng": torch.get_rng_state(),
+            "numpy_rng": _numpy_rng_state(),  # timm's Mixup/CutMix draw from numpy's global RNG
+            "batch_transform": _state_of(self.batch_transform),
+        }
+        ranks = distributed.gather_objects(own) if distributed.active() else None
         return {
+            **own,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -180,18 +196,24 @@ class Trainer:
             "global_step": self.global_step,
             "best": self.best,
             "history": self.history,
-            "rng": torch.get_rng_state(),
-            "numpy_rng": _numpy_rng_state(),  # timm's Mixup/CutMix draw from numpy's global RNG
             "step_in_epoch": self.step_in_epoch,
             "epoch_loss": self.epoch_loss,
             "epoch_images": self.epoch_images,
             # Mid-epoch: the loader's state at the epoch's start (its order is drawn again, the done
             # batches skipped); at an epoch boundary its state now.
             "data": self._data_state if self.step_in_epoch else _state_of(self.train_loader),
-            "batch_transform": _state_of(self.batch_transform),
+            "world_size": distributed.world_size(),
+            **({"ranks": ranks} if ranks else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = int(state.get("world_size", 1))
+        if saved != distributed.world_size():
+            raise CheckpointError(
+                f"the checkpoint was written by {saved} training process(es), this run has "
+                f"{distributed.world_size()}: resume with nproc_per_node={saved}, or pass resume=false"
+            )
+        own = state["ranks"][distributed.rank()] if "ranks" in state else state
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -202,12 +224,15 @@ class Trainer:
         self.epoch_images = int(state.get("epoch_images", 0))
         self.best = state["best"]
         self.history = list(state["history"])
-        torch.set_rng_state(state["rng"])
-        if "numpy_rng" in state:
-            _set_numpy_rng_state(state["numpy_rng"])
-        for obj, key in ((self.train_loader, "data"), (self.batch_transform, "batch_transform")):
-            if state.get(key) is not None and hasattr(obj, "load_state_dict"):
-                obj.load_state_dict(state[key])
+        torch.set_rng_state(own["rng"])
+        if "numpy_rng" in own:
+            _set_numpy_rng_state(own["numpy_rng"])
+        for obj, part in (
+            (self.train_loader, state.get("data")),
+            (self.batch_transform, own.get("batch_transform")),
+        ):
+            if part is not None and hasattr(obj, "load_state_dict"):
+                obj.load_state_dict(part)
         if self.scheduler is not None:
             self.scheduler.step_update(self.global_step)
 
@@ -236,7 +261,7 @@ class Trainer:
     def train_step(self, batch: Any) -> tuple[torch.Tensor, int]:
         """Loss under autocast, backward, optimiser step, for a batch already on the device and transformed."""
         with autocast(self.precision, self.device):
-            loss, n_images = self.step_fn(self.model, batch)
+            loss, n_images = self.step_fn(self.train_model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -266,6 +291,9 @@ class Trainer:
             disable=not self.progress,
         )
         self._data_state = _state_of(self.train_loader)  # before iter() draws this epoch's order
+        sampler = getattr(self.train_loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # DistributedSampler: this epoch's shard of its seeded order
+            sampler.set_epoch(self.epoch)
         start, images_before = time.perf_counter(), self.epoch_images
         try:
             with signals.deferred():  # a stop request waits for the step in flight
@@ -280,15 +308,17 @@ class Trainer:
                     pending += loss.detach().float()
                     pending_steps += 1
                     bar.update()
+                    stop = signals.poll()
                     # Reading the loss syncs the GPU: do it every log_every_n_steps, at the epoch's end, and
                     # before a requested stop (so that the checkpoint's epoch loss covers every step done).
-                    if self.global_step % self.log_every_n_steps == 0 or signals.stop_requested():
-                        self._log_steps(float(pending), pending_steps, bar)
+                    if self.global_step % self.log_every_n_steps == 0 or stop:
+                        self._log_steps(pending, pending_steps, bar)
                         pending.zero_()
                         pending_steps = 0
-                    signals.raise_if_requested()
+                    if stop:
+                        signals.stop(stop)
                 if pending_steps:
-                    self._log_steps(float(pending), pending_steps, bar)
+                    self._log_steps(pending, pending_steps, bar)
         finally:
             bar.close()  # also on an error: its line must not swallow the error message
         elapsed = time.perf_counter() - start
@@ -296,11 +326,16 @@ class Trainer:
         return {
             "train_loss": self.epoch_loss / steps,
             "lr": self.lr(),
-            "images_per_sec": (self.epoch_images - images_before) / max(elapsed, 1e-9),
+            # every rank trains on as many images per step as this one
+            "images_per_sec": (self.epoch_images - images_before)
+            * distributed.world_size()
+            / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
         }
 
-    def _log_steps(self, loss_sum: float, steps: int, bar: Any) -> None:
+    def _log_steps(self, pending: torch.Tensor, steps: int, bar: Any) -> None:
+        """``pending``: the sum of the last ``steps`` losses; logged as their mean over the steps and ranks."""
+        loss_sum = float(distributed.mean(pending))
         value = loss_sum / steps
         self._check_finite(value)
         self.epoch_loss += loss_sum
@@ -325,11 +360,26 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._call("on_fit_start")
+        self.train_model = distributed.wrap(self.model, self.device)
         logs: dict[str, float] = self.history[-1] if self.history else {}
+        with (
+            signals.synchronized(distributed.agree_on_stop)
+            if distributed.active()
+            else contextlib.nullcontext()
+        ):
+            logs = self._fit_epochs(logs)
+        self._call("on_fit_end")
+        return logs
+
+    def _fit_epochs(self, logs: dict[str, float]) -> dict[str, float]:
         try:
             while self.epoch < self.epochs:
                 logs = self.train_one_epoch()
                 logs.update(self.run_evaluation())
+                logs = distributed.broadcast(logs)  # rank 0's figures decide best and pruning everywhere
+                stop = signals.poll()
+                if stop:
+                    signals.stop(stop)
                 with signals.deferred():
                     self.epoch += 1
                     self.step_in_epoch, self.epoch_loss, self.epoch_images = 0, 0.0, 0
@@ -342,7 +392,6 @@ class Trainer:
         except KeyboardInterrupt:
             self._call("on_interrupt")
             raise
-        self._call("on_fit_end")
         return logs
 
 
@@ -387,14 +436,24 @@ def _seed_worker(worker_id: int) -> None:
 def make_loader(
     dataset: Any, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False, seed: int = 0
 ):
-    """A DataLoader with a seeded shuffle, seeded augmentation per worker and persistent workers."""
-    generator = torch.Generator().manual_seed(seed)
+    """A DataLoader with a seeded shuffle, seeded augmentation per worker and persistent workers.
+
+    Under ``torchrun`` a shuffled loader draws this rank's shard of each epoch (``DistributedSampler``;
+    the Trainer sets its epoch) and each rank seeds its augmentation differently.
+    """
+    generator = torch.Generator().manual_seed(distributed.rank_seed(seed))
     if num_workers == 0:
-        seed_augmentation(dataset, seed)
+        seed_augmentation(dataset, distributed.rank_seed(seed))
+    sampler = None
+    if shuffle and distributed.active():
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=drop_last)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         drop_last=drop_last,
         generator=generator,

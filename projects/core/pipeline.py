@@ -6,6 +6,11 @@ With ``pipeline=device`` a split is one uint8 NCHW tensor on the training device
 on CPU the numpy array itself, without a copy) and :class:`DeviceBatches` yields index batches from a
 seeded permutation: no per-image Python on the hot path. Splits too large for the GPU fall back to
 workers that only collate uint8 images; the batched augmentation then runs on the device all the same.
+
+Under ``torchrun`` each rank trains on its own shard of every epoch's order (as ``DistributedSampler``
+shards it: the same seeded permutation everywhere, rank r taking every world-size-th index), so the ranks'
+batches of one step together are the batch of one process with world-size x ``batch_size`` images.
+Evaluation batches are not sharded: every rank evaluates the whole split.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from projects.core import distributed
 from projects.core.config import check
 from projects.core.data import ArrayDataset, ImageArrays
 from projects.core.loop import make_loader
@@ -81,6 +87,8 @@ class DeviceBatches:
 
     The permutation generator's state is part of ``state_dict``, so a run resumed at an epoch boundary
     sees the same order as an uninterrupted one. ``transform`` (optional) maps each image batch.
+    ``rank``/``world_size``: this process's shard of each permutation (padded by wrapping around to equal
+    shards unless ``drop_last``, as ``DistributedSampler`` does).
     """
 
     def __init__(
@@ -94,21 +102,31 @@ class DeviceBatches:
         seed: int = 0,
         device: torch.device | str = "cpu",
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed)
         self.transform = transform
 
-    def __len__(self) -> int:
+    def _shard_size(self) -> int:
         n = len(self.labels)
+        return n // self.world_size if self.drop_last else math.ceil(n / self.world_size)
+
+    def __len__(self) -> int:
+        n = self._shard_size()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:
+            total = self._shard_size() * self.world_size
+            order = torch.cat([order, order[: max(0, total - n)]])[:total][self.rank :: self.world_size]
         order = order.to(self.device)
         for k in range(len(self)):
             index = order[k * self.batch_size : (k + 1) * self.batch_size]
@@ -142,7 +160,15 @@ def train_loader(
     if resolve_pipeline(pipeline, augment, data.images.nbytes, device) == "device":
         images, labels = images_to_tensor(data)
         return DeviceBatches(
-            images, labels, batch_size, shuffle=True, drop_last=drop_last, seed=seed, device=device
+            images,
+            labels,
+            batch_size,
+            shuffle=True,
+            drop_last=drop_last,
+            seed=seed,
+            device=device,
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
         )
     return make_loader(
         ArrayDataset(data, uint8_chw), batch_size, True, num_workers, drop_last=drop_last, seed=seed

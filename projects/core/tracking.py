@@ -28,7 +28,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from optuna.exceptions import TrialPruned
 
-from projects.core import run_lock
+from projects.core import distributed, run_lock
 from projects.core.config import run_key, to_params
 from projects.core.errors import ConfigError, ProjectError
 from projects.core.guardian import (
@@ -133,6 +133,7 @@ def checkpoint_dir(run_id: str) -> Path:
 class TrackedRun:
     run_id: str
     resumed: bool
+    main: bool = True  # False on the ranks > 0 of a torchrun job: rank 0 alone logs to the run
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -261,7 +262,14 @@ def tracked_run(
     ``projects.owner``) and, in an entry-point process, watched by a guardian process
     (:mod:`projects.core.guardian`) that ends it correctly when this process cannot (kill -9) or when
     MLflow's launcher overwrites its status.
+
+    Under ``torchrun`` rank 0 does all of this; the other ranks only learn the run's id and whether it
+    resumed (``TrackedRun.main`` is False there: they log nothing).
     """
+    if not distributed.is_main():
+        run_id, resumed = distributed.broadcast(None)
+        yield TrackedRun(run_id=run_id, resumed=resumed, main=False)
+        return
     configure_tracking()
     key = run_key(config, entry_point)
     parent = mlflow.active_run().info.run_id if nested and mlflow.active_run() else None
@@ -301,6 +309,7 @@ def tracked_run(
             if commit:
                 system_tags.setdefault("mlflow.source.git.commit", commit)
             mlflow.set_tags(system_tags)
+        distributed.broadcast((run_id, resume_id is not None))
         yield TrackedRun(run_id=run_id, resumed=resume_id is not None)
     except BaseException as exc:
         status, reason = _ending(exc)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 
+from projects.core import distributed
 from projects.core.config import check, check_positive, param, validate_choices
 from projects.core.datasets import dataset_names
 from projects.core.loop import DEVICES, PRECISIONS
@@ -72,4 +74,33 @@ class TrainConfig:
         check(
             not (self.pipeline == "device" and self.augment == "albumentations"),
             "augment=albumentations runs per image in DataLoader workers; use pipeline=workers or auto",
+        )
+
+
+@dataclass
+class DistributedParams:
+    """Mixin of the entry points that train data-parallel under ``torchrun`` (listed first in the bases)."""
+
+    nproc_per_node: int = param(
+        1,
+        "training processes on this machine (DDP via torchrun: one per GPU, or CPU processes with gloo); "
+        "batch_size is per process",
+    )
+    sync_bn: bool = param(False, "SyncBatchNorm: batch statistics over all processes (CUDA only)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]
+        check(self.nproc_per_node >= 1, f"nproc_per_node must be >= 1, got {self.nproc_per_node}")
+        cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
+        available = torch.cuda.device_count() if cuda else os.cpu_count() or 1
+        what = "CUDA GPUs" if cuda else "CPU cores"
+        check(
+            self.nproc_per_node <= available,
+            f"nproc_per_node={self.nproc_per_node} but this machine has {available} {what}",
+        )
+        check(not self.sync_bn or cuda, "sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernels)")
+        launched = distributed.local_world_size() if distributed.launched() else None
+        check(
+            launched is None or self.nproc_per_node in (1, launched),
+            f"nproc_per_node={self.nproc_per_node} but torchrun started {launched} processes on this machine",
         )

@@ -12,6 +12,7 @@ from projects.core.classification import ClassifierConfig, fit_classifier
 from projects.core.config import check, param
 from projects.core.entry import main
 from projects.core.loop import Callback
+from projects.core.train_config import DistributedParams
 from projects.ssl.encoders import load_encoder
 from projects.ssl.eval_config import EncoderParams, logged_protocol
 
@@ -19,7 +20,7 @@ FINETUNE_HEADS = ("linear", "mlp")
 
 
 @dataclass
-class Config(EncoderParams, ClassifierConfig):
+class Config(DistributedParams, EncoderParams, ClassifierConfig):
     protocol: str = param(
         "finetune", "evaluation protocol (fixed for this entry point; logged)", ("finetune",)
     )

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from projects.core import pipeline
+from projects.core import distributed, pipeline
 from projects.core.batch_augment import Normalize, ViewAugment
 from projects.core.config import check
 from projects.core.data import ImageArrays, load_split, split_train_val, stratified_fraction
@@ -38,7 +38,7 @@ from projects.ssl.views import BatchViews, TwoViews, view_augmentation
 
 def ssl_step(model: SSLMethod, batch: Any) -> tuple[torch.Tensor, int]:
     (view1, view2), _ = batch
-    return model.loss(view1, view2), len(view1)
+    return model(view1, view2), len(view1)
 
 
 class KnnMonitor:
@@ -123,9 +123,10 @@ def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> Pret
     )
     batch_transform = None
     if cfg.augment == "batched":
-        augments = [ViewAugment(normalize, size, first, seed=cfg.seed, device=device)]
+        seed = distributed.rank_seed(cfg.seed)  # each rank draws its own views
+        augments = [ViewAugment(normalize, size, first, seed=seed, device=device)]
         if second != first:
-            augments.append(ViewAugment(normalize, size, second, seed=cfg.seed + 1, device=device))
+            augments.append(ViewAugment(normalize, size, second, seed=seed + 1, device=device))
         batch_transform = BatchViews(*augments)
 
     monitor = None
@@ -163,11 +164,12 @@ def pretrain(
     pretrain_set, val, size = setup.pretrain, setup.val, setup.image_size
     run_name = f"{method.name}-{cfg.arch}-{cfg.dataset}-{cfg.fraction:g}"
     with tracked_run(cfg, method.name, run_name=run_name, nested=nested, device=device) as tr:
-        log_dataset(pretrain_set.images, pretrain_set.labels, pretrain_set.name, cfg.data_dir, "train")
-        if val is not None:
-            log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
-        else:
-            mlflow.set_tag("knn_monitor", "off: the pretraining data has no labels")
+        if tr.main:
+            log_dataset(pretrain_set.images, pretrain_set.labels, pretrain_set.name, cfg.data_dir, "train")
+            if val is not None:
+                log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
+            else:
+                mlflow.set_tag("knn_monitor", "off: the pretraining data has no labels")
         trainer, logs = fit_in_run(
             tr,
             cfg,
@@ -177,9 +179,12 @@ def pretrain(
             callbacks=[*setup.callbacks, *callbacks],
         )
         final = {**logs, "pretrain_images": len(pretrain_set), "run_id": tr.run_id}
-        mlflow.log_metric("pretrain_images", len(pretrain_set))
         if trainer.best is not None:
             final["best_knn_top1"] = trainer.best
+        if not tr.main:
+            return final
+        mlflow.log_metric("pretrain_images", len(pretrain_set))
+        if trainer.best is not None:
             mlflow.log_metric("best_knn_top1", trainer.best)
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)

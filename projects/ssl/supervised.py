@@ -9,10 +9,11 @@ from projects.core.classification import NamedModelConfig, train_named_model
 from projects.core.config import param
 from projects.core.entry import main
 from projects.core.loop import Callback
+from projects.core.train_config import DistributedParams
 
 
 @dataclass
-class Config(NamedModelConfig):
+class Config(DistributedParams, NamedModelConfig):
     epochs: int = param(100, "training epochs")
     lr: float = param(1e-3, "peak learning rate (after warmup)")
     weight_decay: float = param(5e-4, "decoupled weight decay")

@@ -22,14 +22,14 @@ from projects.core.config import check, check_choice, check_positive, check_shar
 from projects.core.datasets import dataset_names, get_dataset, resolve_image_size
 from projects.core.loop import Callback, Trainer
 from projects.core.models import STEMS, model_names
-from projects.core.train_config import TrainConfig
+from projects.core.train_config import DistributedParams, TrainConfig
 from projects.core.vit import DEFAULT_PATCH_SIZE, VIT_CONFIGS
 
 PRETRAIN_SPLITS = ("train", "train+unlabeled")
 
 
 @dataclass
-class SSLConfig(TrainConfig):
+class SSLConfig(DistributedParams, TrainConfig):
     """Parameters of every SSL method: data, encoder, optimisation, views and the kNN monitor."""
 
     dataset: str = param("cifar10", "pretraining dataset", dataset_names())
@@ -126,8 +126,9 @@ class SSLMethod(nn.Module, abc.ABC):
     def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         """The training loss of a batch of view pairs (row i of both views is image i)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """The loss: a training step calls the module, so ``DistributedDataParallel`` sees the pass."""
+        return self.loss(view1, view2)
 
 
 @dataclass
