@@ -79,7 +79,7 @@ def launch_paused(
     proc = launch(
         entry, params, via=via, fault=f"pause_at_step={step}", env={"PROJECTS_FAULT_MARKER": str(marker)}
     )
-    wait_for(marker.exists, f"step {step} to start")
+    wait_for(marker.exists, f"step {step} to start", timeout=240)  # start-up: imports, torchrun, the data
     return proc
 
 
