@@ -241,9 +241,14 @@ def validate(spec: StudySpec, overrides: dict[str, Any]) -> None:
     if searched:
         raise ConfigError(f"overrides fix {searched}, which study {spec.name!r} searches; drop them")
     try:
-        from_dict(cls, trial_values(spec, overrides, representative_params(spec)))
+        cfg = from_dict(cls, trial_values(spec, overrides, representative_params(spec)))
     except ConfigError as exc:
         raise ConfigError(f"study {spec.name!r}: a trial's config is invalid: {exc}") from None
+    if getattr(cfg, "nproc_per_node", 1) > 1:
+        raise ConfigError(
+            f"study {spec.name!r}: a trial trains in its worker's process, so nproc_per_node must be 1; "
+            "run trials in parallel with more workers instead"
+        )
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:

@@ -41,6 +41,7 @@ def no_runs() -> bool:
         (["--study", "{toy}", "--overrides", "x=0.5"], "overrides fix ['x'], which study 'toy' searches"),
         (["--study", "{toy}", "--storage", "postgresql://u:secret@127.0.0.1:9/db"], "is unreachable"),
         (["--study", "{toy}", "--pruner", "asha"], "pruner='asha' is not allowed"),
+        (["--study", "simclr", "--overrides", "nproc_per_node=2"], "nproc_per_node must be 1"),
     ],
     ids=[
         "unknown-study",
@@ -50,6 +51,7 @@ def no_runs() -> bool:
         "searched-override",
         "unreachable-storage",
         "unknown-pruner",
+        "ddp-trial",
     ],
 )
 def test_bad_input_one_line_nothing_written(write_study, capsys, argv: list[str], message: str) -> None:
