@@ -25,8 +25,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from projects.ssl.model import SimCLRModel  # noqa: E402
-
 from projects.core.batch_augment import Normalize, ViewAugment, ViewParams  # noqa: E402
 from projects.core.config import from_dict  # noqa: E402
 from projects.core.data import load_split  # noqa: E402
@@ -76,16 +74,13 @@ def config(batch: int, steps: int, epochs: int, workers: int, **extra) -> Config
 
 def compute_only(batch: int, steps: int, precision: str) -> float:
     torch.manual_seed(0)
-    model = SimCLRModel(create_model("resnet18", num_classes=0, stem="cifar"))
+    model = SimCLR(create_model("resnet18", num_classes=0, stem="cifar"), from_dict(Config, {}))
     opt = create_optimizer(model, "adamw", 1e-3, 1e-4)
-    from projects.ssl.losses.ntxent import nt_xent
-
     x = torch.randn(2 * batch, 3, 32, 32)
 
     def step() -> None:
         with autocast(precision, DEVICE):
-            z = model(x)
-            loss = nt_xent(z[:batch], z[batch:], 0.5)
+            loss = model(x[:batch], x[batch:])
         opt.zero_grad()
         loss.backward()
         opt.step()
