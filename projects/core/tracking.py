@@ -8,6 +8,7 @@ experiment. Under ``mlflow run`` the launcher's run (``MLFLOW_RUN_ID``) is used.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import importlib.metadata
 import os
@@ -123,6 +124,20 @@ def log_dataset(images: np.ndarray, labels: np.ndarray, name: str, source: str, 
     mlflow.set_tag(f"data.{context}.fingerprint", digest)
     mlflow.set_tag(f"data.{context}.size", str(len(labels)))
     return digest
+
+
+_NESTED_RUN_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("nested_run_name", default=None)
+
+
+@contextmanager
+def nested_run_name(name: str) -> Iterator[None]:
+    """Name the nested runs started in this block ``name`` (a tune trial's ``trial-<n> <params>``) when
+    they are created, instead of the entry point's own name."""
+    token = _NESTED_RUN_NAME.set(name)
+    try:
+        yield
+    finally:
+        _NESTED_RUN_NAME.reset(token)
 
 
 def checkpoint_dir(run_id: str) -> Path:
@@ -276,6 +291,8 @@ def tracked_run(
     resume_id = find_resumable_run(key, parent, checkpointed) if getattr(config, "resume", True) else None
     lock = run_lock.RunLock(resume_id) if resume_id and not nested else None
     launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
+    if nested and _NESTED_RUN_NAME.get():
+        run_name = _NESTED_RUN_NAME.get()
     if resume_id and launcher:
         _hand_over_launcher_run(launcher, resume_id)
     try:

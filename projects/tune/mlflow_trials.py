@@ -30,6 +30,16 @@ PARENT_ATTR = "tune.parent_run_id"
 MODEL_URI_ATTR = "model_uri"
 
 
+def trial_run_name(number: int, params: dict[str, Any]) -> str:
+    """``trial-<n> key=value ...``: what sets the trial apart in the runs table (floats to 3 digits)."""
+    values = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+    return f"trial-{number} {values}".strip()
+
+
+# How a trial's run name ends once it did not complete: the runs table shows it at a glance.
+STATE_SUFFIX = {TrialState.PRUNED: " [pruned]", TrialState.FAIL: " [failed]"}
+
+
 def trial_tags(study_name: str, trial: optuna.Trial | FrozenTrial) -> dict[str, str]:
     return {
         "optuna.study_name": study_name,
@@ -92,11 +102,20 @@ class TrialTracker(Callback):
 
 def finish_child_run(run_id: str, study_name: str, frozen: FrozenTrial) -> None:
     """Tag the run with the trial's final state and force the matching run status (e.g. a NaN objective
-    is FAIL in Optuna although the entry's run ended normally)."""
+    is FAIL in Optuna although the entry's run ended normally). ``optuna.value`` is the objective of a
+    complete trial and the last value a pruned trial reported, so sorting by it keeps both in view; the
+    name of a pruned or failed trial's run ends with ``[pruned]`` / ``[failed]``."""
     client = MlflowClient()
     client.set_tag(run_id, "optuna.state", frozen.state.name)
     if frozen.state == TrialState.COMPLETE and frozen.value is not None:
         client.log_metric(run_id, "optuna.value", frozen.value)
+    elif frozen.state == TrialState.PRUNED and frozen.intermediate_values:
+        step = max(frozen.intermediate_values)
+        client.log_metric(run_id, "optuna.value", frozen.intermediate_values[step], step=step)
+    suffix = STATE_SUFFIX.get(frozen.state)
+    name = trial_run_name(frozen.number, frozen.params)
+    if suffix:
+        client.set_tag(run_id, MLFLOW_RUN_NAME, name + suffix)
     expected = RUN_STATUS.get(frozen.state)
     run = client.get_run(run_id)
     if expected and run.info.status != expected:
@@ -114,7 +133,7 @@ def standin_child_run(
         parent.info.experiment_id,
         tags={
             MLFLOW_PARENT_RUN_ID: parent_run_id,
-            MLFLOW_RUN_NAME: f"{study_name}-trial-{trial.number}",
+            MLFLOW_RUN_NAME: trial_run_name(trial.number, params),
             "error": error[:4000],
             **trial_tags(study_name, trial),
         },

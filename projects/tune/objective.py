@@ -24,12 +24,14 @@ from optuna.trial import TrialState
 
 from projects.core.callbacks import OptunaPruning
 from projects.core.config import from_dict
+from projects.core.tracking import nested_run_name
 from projects.tune.mlflow_trials import (
     PARENT_ATTR,
     TrialTracker,
     attach_parent,
     finish_child_run,
     standin_child_run,
+    trial_run_name,
 )
 from projects.tune.spec import (
     StudySpec,
@@ -126,7 +128,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, spec: StudySpec, job: Jo
     try:
         params = suggest(trial, spec)
         cfg = from_dict(module.Config, trial_values(spec, job.overrides, params))
-        result = module.run(cfg, callbacks=[tracker, OptunaPruning(trial, spec.metric)], nested=True)
+        with nested_run_name(trial_run_name(trial.number, params)):
+            result = module.run(cfg, callbacks=[tracker, OptunaPruning(trial, spec.metric)], nested=True)
         # The objective is the last epoch's value: the value the pruner saw, of the model that was kept.
         value = tracker.last_value if tracker.last_value is not None else result.get(spec.metric)
         if value is None or not math.isfinite(float(value)):

@@ -55,10 +55,21 @@ def test_median_pruner_stops_bad_region_and_mlflow_matches(write_study) -> None:
     assert parent.info.status == "FINISHED"
     assert_trials_match_runs(study, parent.info.run_id, 12)
     client = MlflowClient()
+    names = set()
     for run in child_runs(parent.info.run_id):
         curve = client.get_metric_history(run.info.run_id, "score")
         number = int(run.data.tags["optuna.trial_number"])
-        assert len(curve) == len(trials[number].intermediate_values)  # full curve up to where it stopped
+        trial = trials[number]
+        assert len(curve) == len(trial.intermediate_values)  # full curve up to where it stopped
+        # The runs table tells trials apart by name (number and sampled values) and shows how they ended.
+        suffix = {TrialState.PRUNED: " [pruned]", TrialState.FAIL: " [failed]"}.get(trial.state, "")
+        assert (
+            run.info.run_name == f"trial-{number} x={trial.params['x']:.3g} y={trial.params['y']:.3g}{suffix}"
+        )
+        names.add(run.info.run_name)
+        if trial.state == TrialState.PRUNED:  # sorting by the objective keeps pruned trials in view
+            assert run.data.metrics["optuna.value"] == trial.intermediate_values[1]
+    assert len(names) == 12
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {
         f"plots/{n}.html" for n in ("optimization_history", "intermediate_values", "param_importances")
