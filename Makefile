@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: system-tools install demo setup test lint mlproject
+.PHONY: system-tools install demo setup test lint mlproject server
 
 # COLMAP, ffmpeg, PostgreSQL (.ci/apt-packages.txt): installed with apt-get as root, else one line saying
 # what to run. The image studies do not need them.
@@ -30,6 +30,13 @@ TESTS ?= tests
 
 test:
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(TESTS)
+
+# A tracking server for a team (README): PostgreSQL + `mlflow server` with proxied artifacts, data in
+# ./mlflow-server. SERVER_ARGS="--host 0.0.0.0 --port 5000" etc.; the password comes from PGPASSWORD.
+SERVER_ARGS ?=
+
+server:
+	$(BIN)/python -m projects.core.server $(SERVER_ARGS)
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

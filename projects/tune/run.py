@@ -221,11 +221,18 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         orphaned = fail_orphaned_trials(study, storage)
         if orphaned:
             log.warning("trials %s of a killed worker are marked FAIL", orphaned)
-        # A re-run must not replay the first run's sampler stream (a random sampler would redraw the same
-        # params), so the seed also depends on how many trials the study already has.
-        seed = cfg.seed + 1_000_003 * len(study.trials)
+        before = len(study.trials)
         for _ in range(cfg.n_trials):
             study.enqueue_trial({}, user_attrs={ENQUEUED_BY_ATTR: tr.run_id})
+        # A re-run, or an invocation on another machine started at the same moment, must not replay another
+        # invocation's sampler stream (a random sampler would redraw the same params): the seed derives from
+        # the number of this invocation's first trial, unique in the study (0 for a new study's first run).
+        first = min(
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if t.number >= before and t.user_attrs.get(ENQUEUED_BY_ATTR) == tr.run_id
+        )
+        seed = cfg.seed + 1_000_003 * first
         job = Job(
             spec_path=spec.path,
             study_name=study_name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 from pathlib import Path
 
 import optuna
@@ -38,14 +39,36 @@ def engine_url(url: str) -> str:
     return url
 
 
+def _schema_race(exc: Exception) -> bool:
+    """A concurrent ``CREATE`` of the same table or type by another process (PostgreSQL reports a duplicate
+    name or a unique violation in its catalog)."""
+    import sqlalchemy.exc
+
+    return isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+
+
+def _rdb_storage(url: str, attempts: int = 4) -> RDBStorage:
+    """Workers on several machines that open an empty database at the same moment all create Optuna's
+    tables; all but one lose that race and find the tables there when they try again."""
+    # pool_pre_ping: a worker survives a server-side idle disconnect between long trials.
+    engine_kwargs = {"pool_pre_ping": True}
+    for attempt in range(1, attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as exc:
+            if not _schema_race(exc):
+                raise
+            time.sleep(0.5 * attempt)
+    return RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Open the storage (creating the journal file or the tables); one ``ConfigError`` line if it fails."""
     url = storage_url(url)
     if is_rdb(url):
         url = engine_url(url)
         try:
-            # pool_pre_ping: a worker survives a server-side idle disconnect between long trials.
-            rdb = RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            rdb = _rdb_storage(url)
             # Wrapped as load_study would wrap it, so that the object a worker claims trials through is
             # the study's own storage (its trial cache must know the claimed trial).
             return _CachedStorage(rdb)

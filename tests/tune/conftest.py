@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.servers import postgres
 
 HERE = Path(__file__).resolve().parent
 # Not ``tests.tune.toy_entry``: an installed package named ``tests`` shadows the repo's namespace package.
@@ -51,43 +48,8 @@ def write_study(tmp_path: Path):
     return write
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A throw-away PostgreSQL server on a loopback port (Debian's ``postgresql`` package; CI installs it
-    from .ci/apt-packages.txt). postgres refuses to run as root, so under root it runs as ``postgres``."""
-    bindir = _pg_bin()
-    if bindir is None:  # not a skip: the multi-machine storage must be tested
-        pytest.fail("PostgreSQL binaries missing: apt-get install postgresql (.ci/apt-packages.txt)")
-    root = Path(tempfile.mkdtemp(prefix="tune-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
-    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True)
-    run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "tune", "--auth=trust", "-E", "UTF8"])
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    pg_ctl = [*prefix, str(bindir / "pg_ctl"), "-D", str(data)]
-    run([*pg_ctl, "-o", options, "-l", str(root / "log"), "-w", "start"])
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="tune", dbname="postgres")
-        conn.autocommit = True
-        conn.cursor().execute("CREATE DATABASE optuna")
-        conn.close()
-        yield f"postgresql://tune@127.0.0.1:{port}/optuna"
-    finally:
-        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    """A throw-away PostgreSQL server on a loopback port, trust authentication."""
+    with postgres("tune", "optuna") as cluster:
+        yield cluster.url("optuna")

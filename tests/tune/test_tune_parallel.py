@@ -3,20 +3,15 @@ optuna-dashboard reads the journal study back over HTTP."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import optuna
-from conftest import _free_port
 from helpers import assert_trials_match_runs, parent_run
 
 from projects.core.config import from_dict
 from projects.tune import run as tune
 from projects.tune.storage import open_storage
+from tests.servers import dashboard_trials, optuna_dashboard
 
 WORKERS, PER_WORKER = 4, 5
 N = WORKERS * PER_WORKER
@@ -41,42 +36,13 @@ def run_parallel(write_study, storage: str) -> optuna.Study:
     return study
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def test_four_workers_journal_and_dashboard(write_study, tmp_path: Path) -> None:
     journal = str(tmp_path / "optuna-journal.log")
     study = run_parallel(write_study, journal)
-
-    port = _free_port()
-    dashboard = Path(sys.executable).with_name("optuna-dashboard")
-    proc = subprocess.Popen(
-        [str(dashboard), journal, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                studies = get_json(f"http://127.0.0.1:{port}/api/studies")["study_summaries"]
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "optuna-dashboard did not come up"
-                time.sleep(0.5)
-        (summary,) = [s for s in studies if s["study_name"] == "toy"]
-        detail = get_json(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
-        assert detail["name"] == "toy"
-        assert len(detail["trials"]) == N
-        states = sorted(t["state"].upper() for t in detail["trials"])
-        assert states == sorted(t.state.name for t in study.trials)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with optuna_dashboard(journal) as url:
+        trials = dashboard_trials(url, "toy")
+    assert len(trials) == N
+    assert sorted(t["state"].upper() for t in trials) == sorted(t.state.name for t in study.trials)
 
 
 def test_four_workers_postgres(write_study, postgres_url: str) -> None:
@@ -86,3 +52,31 @@ def test_four_workers_postgres(write_study, postgres_url: str) -> None:
     with psycopg2.connect(postgres_url) as conn, conn.cursor() as cursor:  # the rows really are in PostgreSQL
         cursor.execute("SELECT count(*) FROM trials")
         assert cursor.fetchone()[0] == len(study.trials) == N
+
+
+def test_workers_starting_together_on_an_empty_database_share_its_schema(postgres_url: str) -> None:
+    """Machines that start a study at the same moment race to create Optuna's tables: none may fail."""
+    import threading
+
+    import psycopg2
+
+    conn = psycopg2.connect(postgres_url)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE DATABASE empty_race")
+    conn.close()
+    url = postgres_url.rpartition("/")[0] + "/empty_race"
+    start, errors = threading.Barrier(4), []
+
+    def open_at_once() -> None:
+        start.wait()
+        try:
+            open_storage(url)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_at_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
