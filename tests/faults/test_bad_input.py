@@ -14,11 +14,7 @@ from projects.core.guardian import END_REASON_TAG
 from projects.ssl.methods import simclr
 from projects.tune import run as tune
 from tests.faults.helpers import CLASSIFY, finish, launch, runs, tmpfs
-from tests.ssl.test_entry_points import TINY_SIMCLR
-
-
-def argv(params: dict[str, str]) -> list[str]:
-    return [item for key, value in params.items() for item in (f"--{key}", value)]
+from tests.ssl.test_entry_points import TINY_SIMCLR, argv
 
 
 def assert_nothing_left(tmp_path) -> None:

@@ -47,10 +47,16 @@ METHOD_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
-def test_each_method_through_mlflow_run_then_linear_eval_on_its_champion(method):
-    mlflow_run(method, {**TINY_SIMCLR, **METHOD_PARAMS[method]})
-    (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
+# linear_eval of a registered encoder (the same code for every method)
+PROBE = {"dataset": "synthetic", "label_fraction": "0.1", "epochs": "3", "num_workers": "0"}
+
+
+def argv(params: dict[str, str]) -> list[str]:
+    return [item for key, value in params.items() for item in (f"--{key}", value)]
+
+
+def assert_pretrained_and_champion(method: str, run) -> None:
+    """What a finished pretraining run of ``method`` on TINY_SIMCLR holds, and its model is the champion."""
     client = MlflowClient()
     assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{method}-resnet18-synthetic")
     assert run.data.params["dataset"] == "synthetic"
@@ -62,22 +68,21 @@ def test_each_method_through_mlflow_run_then_linear_eval_on_its_champion(method)
     assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
     champion = client.get_model_version_by_alias(f"{method}-resnet18", "champion")
     assert champion.run_id == run.info.run_id
-    if method != "simclr":
-        return  # the probe of a registered encoder is the same code for every method
 
-    mlflow_run(
-        "linear_eval",
-        {
-            "encoder": f"models:/{method}-resnet18@champion",
-            "dataset": "synthetic",
-            "label_fraction": "0.1",
-            "epochs": "3",
-            "num_workers": "0",
-        },
-    )
-    (probe,) = runs("tags.`projects.entry_point` = 'linear_eval'")
+
+def assert_probe(probe) -> None:
     assert probe.info.status == "FINISHED" and probe.data.params["protocol"] == "linear"
     assert 10.0 < probe.data.metrics["test_top1"] <= 100.0  # 10 classes: above chance
+
+
+# SimCLR runs through `mlflow run` on a tracking server, then its champion is probed
+# (tests/server/test_team_server.py); the other methods in-process on the embedded store.
+@pytest.mark.parametrize("method", ["byol", "mocov3"])
+def test_method_registers_its_champion(method, run_main):
+    code, line = run_main(f"projects.ssl.methods.{method}", argv({**TINY_SIMCLR, **METHOD_PARAMS[method]}))
+    assert code == 0, line
+    (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
+    assert_pretrained_and_champion(method, run)
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
