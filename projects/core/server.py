@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from projects.core.errors import ConfigError
 
@@ -156,7 +157,7 @@ class Cluster:
         return f"postgresql://{self.user}@{host}:{self.port}/{database}"
 
 
-def connect(url: str, database: str | None = None):
+def connect(url: str, database: str | None = None) -> Any:
     """A psycopg2 connection for a ``postgresql[+driver]://`` URL; the password comes from the URL, else from
     ``PGPASSWORD`` / ``~/.pgpass``. A failure is one line that names user, host and database, never a password."""
     import psycopg2
