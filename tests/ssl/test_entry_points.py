@@ -1,4 +1,5 @@
-"""End to end through `mlflow run . --env-manager local`, as a user runs it (tiny settings)."""
+"""End to end as a user runs the SSL entry points (their `main`, in-process; tiny settings); `mlflow run` of
+SimCLR and linear_eval runs against a tracking server in tests/server/."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def test_interrupted_run_resumes_the_same_mlflow_run(method):
     assert sorted(m.step for m in history) == [1, 2, 3]  # epochs 1-2 before, only 3 after
 
 
-def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
+def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_main):
     import torch
 
     from projects.core.models import create_model
@@ -120,25 +121,28 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path):
     # Stand-in "ImageNet weights" in torchvision's file format, passed as weights_path (offline here).
     weights = tmp_path / "resnet18-f37072fd.pth"
     torch.save(create_model("resnet18", num_classes=1000, stem="imagenet").state_dict(), weights)
-    mlflow_run(
-        "ssl_study",
-        {
-            "methods": "simclr,byol",
-            "method_params": "byol.proj_hidden_dim=256,byol.pred_hidden_dim=256,simclr.temperature=0.2",
-            "pretrain_datasets": "synthetic",
-            "fractions": "0.02",
-            "eval_dataset": "synthetic",
-            "label_fractions": "0.02,0.04",
-            "baselines": "imagenet,supervised",
-            "pretrain_epochs": "1",
-            "eval_epochs": "2",
-            "supervised_epochs": "1",
-            "batch_size": "32",
-            "knn_bank": "100",
-            "num_workers": "0",
-            "weights_path": str(weights),
-        },
+    code, line = run_main(
+        "projects.ssl.study",
+        argv(
+            {
+                "methods": "simclr,byol",
+                "method_params": "byol.proj_hidden_dim=256,byol.pred_hidden_dim=256,simclr.temperature=0.2",
+                "pretrain_datasets": "synthetic",
+                "fractions": "0.02",
+                "eval_dataset": "synthetic",
+                "label_fractions": "0.02,0.04",
+                "baselines": "imagenet,supervised",
+                "pretrain_epochs": "1",
+                "eval_epochs": "2",
+                "supervised_epochs": "1",
+                "batch_size": "32",
+                "knn_bank": "100",
+                "num_workers": "0",
+                "weights_path": str(weights),
+            }
+        ),
     )
+    assert code == 0, line
     (parent,) = runs("tags.`projects.entry_point` = 'ssl_study'")
     assert parent.info.status == "FINISHED"
     children = runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
