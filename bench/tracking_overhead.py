@@ -3,8 +3,11 @@
 
 Both run ``python -m projects.ssl.methods.simclr`` with identical params and seed, each in a fresh folder,
 interleaved A B A B so that whatever else the machine does hits both alike. Per run: the process's wall
-time and the MLflow run's own duration (start to end: without interpreter start and imports). Reported:
-server / embedded for each pair and for the sums. The server runs with the launcher's defaults
+time, the MLflow run's own duration (start to end: without interpreter start and imports) and the seconds
+spent inside MLflow's client (every public ``MlflowClient`` method, which the fluent API and model logging
+go through, clocked in the run's process; nested calls counted once). Reported: server / embedded for each
+pair and for the sums, and each store's share of the run's duration spent in MLflow: that share does not
+depend on how fast the machine happened to train, which the wall-time ratio does. The server runs with the launcher's defaults
 (``--workers 2``, PostgreSQL with fsync) on this machine, as a small team server would.
 
     .venv/bin/python bench/tracking_overhead.py --repeats 2
@@ -61,7 +64,8 @@ def simclr(params: dict[str, str], uri: str, folder: Path, experiment: str) -> d
         "MLFLOW_EXPERIMENT_NAME": experiment,
         "PROJECTS_CHECKPOINT_DIR": str(folder / "checkpoints"),
     }
-    command = [sys.executable, "-m", "projects.ssl.methods.simclr"]
+    clock = folder / "mlflow_s.json"
+    command = [sys.executable, __file__, "--child", str(clock), "--"]
     command += [item for key, value in params.items() for item in (f"--{key}", value)]
     start = time.perf_counter()
     with open(folder / "run.log", "w") as log:
@@ -69,7 +73,41 @@ def simclr(params: dict[str, str], uri: str, folder: Path, experiment: str) -> d
     wall = time.perf_counter() - start
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
-    return {"wall_s": wall, "run_s": (run.info.end_time - run.info.start_time) / 1000}
+    run_s = (run.info.end_time - run.info.start_time) / 1000
+    mlflow_s = json.loads(clock.read_text())["mlflow_s"]
+    return {"wall_s": wall, "run_s": run_s, "mlflow_s": mlflow_s, "mlflow_share": mlflow_s / run_s}
+
+
+def child(clock: Path, argv: list[str]) -> None:
+    """The SimCLR entry point in this process, with every public ``MlflowClient`` method clocked."""
+    import functools
+
+    from mlflow.tracking import MlflowClient as Client
+
+    spent, depth = [0.0], [0]
+
+    def timed(method):
+        @functools.wraps(method)
+        def wrapper(*args, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.perf_counter() - start
+
+        return wrapper
+
+    for name, value in list(vars(Client).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(Client, name, timed(value))
+    from projects.core.entry import main as entry_main
+    from projects.ssl.methods import simclr as entry
+
+    entry_main(entry.Config, entry.run, argv)
+    clock.write_text(json.dumps({"mlflow_s": spent[0]}))
 
 
 def main() -> None:
@@ -78,7 +116,11 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=2, help="pairs of runs (A B A B ...)")
     parser.add_argument("--params", default="{}", help="JSON: SimCLR params replacing the demo's")
-    args = parser.parse_args()
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.child:
+        child(args.child, rest[1:] if rest[:1] == ["--"] else rest)
+        return
     params = {**DEMO, **{k: str(v) for k, v in json.loads(args.params).items()}}
 
     work = Path(tempfile.mkdtemp(prefix="tracking-bench-"))
@@ -113,6 +155,10 @@ def main() -> None:
         "wall_ratio_per_pair": pairs,
         "wall_ratio": round(total("server", "wall_s") / total("embedded", "wall_s"), 4),
         "run_ratio": round(total("server", "run_s") / total("embedded", "run_s"), 4),
+        "mlflow_share": {
+            store: round(total(store, "mlflow_s") / total(store, "run_s"), 4)
+            for store in ("embedded", "server")
+        },
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))
     with RESULTS.open("a") as out:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 from mlflow.tracking import MlflowClient
 
+from projects.core.server import free_port
 from projects.core.tracking import checkpoint_dir
 from tests.distributed import workers
 from tests.faults.helpers import (
@@ -23,12 +23,6 @@ from tests.faults.helpers import (
     runs,
     wait_status,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_gloo_processes_compute_what_one_process_computes_on_the_whole_batch(tmp_path):
@@ -73,9 +67,9 @@ def test_classify_on_two_processes_through_mlflow_run_is_killed_and_resumes_into
     assert state["world_size"] == 2 and len(state["ranks"]) == 2
     assert (state["epoch"], state["step_in_epoch"]) == (1, 2)  # both ranks stopped after the same step
 
-    code, err = finish(launch("classify", DDP_CLASSIFY, via="mlflow"))
+    code, err = finish(launch("classify", DDP_CLASSIFY))  # python -m ... --nproc_per_node 2
     assert code == 0, err[-3000:]
-    (resumed,) = [r for r in runs() if r.data.tags.get("projects.resumed_into") is None]
+    (resumed,) = runs()
     assert resumed.info.run_id == run.info.run_id
     resumed = wait_status(run.info.run_id, "FINISHED")
     assert resumed.data.tags["distributed.world_size"] == "2" and resumed.data.params["nproc_per_node"] == "2"

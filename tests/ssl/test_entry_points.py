@@ -86,7 +86,9 @@ def test_method_registers_its_champion(method, run_main):
     assert_pretrained_and_champion(method, run)
 
 
-@pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
+# The resume path is the same for every method; what a momentum method adds (its EMA networks) is checked
+# by an exact stop-and-resume of BYOL in tests/ssl/methods/test_methods.py.
+@pytest.mark.parametrize("method", ["simclr"])
 def test_interrupted_run_resumes_the_same_mlflow_run(method):
     from projects.core.config import from_dict
     from projects.core.loop import Callback
@@ -131,9 +133,9 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
                 "fractions": "0.02",
                 "eval_dataset": "synthetic",
                 "label_fractions": "0.02,0.04",
-                "baselines": "imagenet,supervised",
+                "baselines": "imagenet",  # the supervised baseline is its own entry point, tested alone
                 "pretrain_epochs": "1",
-                "eval_epochs": "2",
+                "eval_epochs": "1",
                 "supervised_epochs": "1",
                 "batch_size": "32",
                 "knn_bank": "100",
@@ -147,8 +149,8 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
     assert parent.info.status == "FINISHED"
     children = runs(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     kinds = sorted(c.data.tags["projects.entry_point"] for c in children)
-    # 2 encoders x 2 label fractions + imagenet x 2 probes; supervised x 2 label fractions
-    assert kinds == ["byol"] + ["linear_eval"] * 6 + ["simclr"] + ["supervised"] * 2
+    # 2 encoders x 2 label fractions + imagenet x 2 probes
+    assert kinds == ["byol"] + ["linear_eval"] * 6 + ["simclr"]
     assert all(c.info.status == "FINISHED" for c in children)
     (pre,) = [c for c in children if c.data.tags["projects.entry_point"] == "simclr"]
     assert pre.data.params["temperature"] == "0.2"

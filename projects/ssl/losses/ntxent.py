@@ -32,5 +32,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     self_index = torch.cat([own, own + m])
     partner = torch.cat([own + m, own])
     rows = torch.arange(2 * n, device=q1.device)
-    logits = logits.index_put((rows, self_index), torch.tensor(float("-inf"), device=q1.device))
+    logits = logits.index_put(
+        (rows, self_index), torch.tensor(float("-inf"), dtype=logits.dtype, device=q1.device)
+    )
     return F.cross_entropy(logits, partner)
