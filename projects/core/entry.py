@@ -39,10 +39,9 @@ def _note_on_launcher_run(message: str) -> None:
 
 
 def _uses_cuda(config: Any) -> bool:
-    import torch
+    from projects.core.loop import resolve_device
 
-    device = getattr(config, "device", "cpu")
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return resolve_device(getattr(config, "device", "cpu")).type == "cuda"
 
 
 def _relaunch_under_torchrun(config: Any, argv: Sequence[str] | None) -> None:

@@ -10,7 +10,7 @@ import torch
 from projects.core import distributed
 from projects.core.config import check, check_positive, param, validate_choices
 from projects.core.datasets import dataset_names
-from projects.core.loop import DEVICES, PRECISIONS
+from projects.core.loop import DEVICES, PRECISIONS, resolve_device
 from projects.core.optim import OPTIMIZERS
 from projects.core.pipeline import AUGMENTS, PIPELINES
 
@@ -91,7 +91,7 @@ class DistributedParams:
     def __post_init__(self) -> None:
         super().__post_init__()  # type: ignore[misc]
         check(self.nproc_per_node >= 1, f"nproc_per_node must be >= 1, got {self.nproc_per_node}")
-        cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
+        cuda = resolve_device(self.device).type == "cuda"
         available = torch.cuda.device_count() if cuda else os.cpu_count() or 1
         what = "CUDA GPUs" if cuda else "CPU cores"
         check(
