@@ -162,7 +162,7 @@ def main() -> None:
         f"{ours_to_trained:7.1f} s   ratio {ours_to_trained / ns_wall:.3f}"
     )
     stages = ", ".join(f"{k[5:-2]} {v:.1f} s" for k, v in sorted(metrics.items()) if k.startswith("time/"))
-    print(f"entry point in all: {ours_wall:.1f} s ({stages}); test PSNR {metrics['test/psnr']:.2f}")
+    print(f"entry point in all: {ours_wall:.1f} s ({stages}); test PSNR {metrics['test_psnr']:.2f}")
     print(f"logs and outputs: {work}")
 
 

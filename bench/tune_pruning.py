@@ -159,10 +159,10 @@ def main() -> None:
     print(f"{'arm':<12} {'epochs':>7} {'pruned':>7} {'best val_top1':>14} {'wall s':>8}")
     for arm, (s, _, wall) in results.items():
         epochs, n_pruned = int(s["epochs_trained"]), int(s["trials_pruned"])
-        print(f"{arm:<12} {epochs:>7} {n_pruned:>7} {s['best_value']:>14.2f} {wall:>8.0f}")
+        print(f"{arm:<12} {epochs:>7} {n_pruned:>7} {s['val_top1']:>14.2f} {wall:>8.0f}")
     print(
         f"epochs with pruning / without: {pruned['epochs_trained'] / full['epochs_trained']:.0%}; "
-        f"best value difference: {pruned['best_value'] - full['best_value']:+.2f} points"
+        f"best value difference: {pruned['val_top1'] - full['val_top1']:+.2f} points"
     )
     print("\ntrial  lr        wd        final val_top1 (no pruning)  with median pruner")
     for tp, tf in zip(study_p.trials, study_f.trials, strict=True):

@@ -25,7 +25,8 @@ class MLflowLogger(Callback):
 
     Step metrics are buffered and sent with ``log_batch`` once per epoch (and every ``flush_s``
     seconds), so tracking costs one request per epoch, not one per step. Epoch metrics use the
-    epoch number as their step; step metrics (``step_loss``, ``step_lr``) the global step.
+    number of epochs completed as their step; step metrics (``train_loss_step``, ``lr``) the optimizer step
+    (:mod:`projects.core.metrics`).
 
     A resumed fit replays from its checkpoint; points at steps the run already has (logged after that
     checkpoint by the interrupted process) are not sent again, so every curve has one point per step.
@@ -52,12 +53,11 @@ class MLflowLogger(Callback):
             log.warning("could not send %d metric values (%s); will retry", len(self.buffer), exc)
         self.last_flush = time.monotonic()
 
-    def _add(self, logs: dict[str, float], step: int, prefix: str = "") -> None:
+    def _add(self, logs: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         for key, value in logs.items():
-            name = f"{prefix}{key}"
-            if step > self.logged_until.get(name, -1):
-                self.buffer.append(Metric(name, float(value), now, step))
+            if step > self.logged_until.get(key, -1):
+                self.buffer.append(Metric(key, float(value), now, step))
 
     def on_fit_start(self, trainer: Trainer) -> None:
         # (Runs before the checkpoint is restored: a fresh run simply has no metrics yet.)
@@ -66,7 +66,7 @@ class MLflowLogger(Callback):
             self.logged_until[key] = max((m.step for m in history), default=-1)
 
     def on_step_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self._add({"loss": logs["step_loss"], "lr": logs["lr"]}, trainer.global_step, prefix="step_")
+        self._add(logs, trainer.global_step)
         if time.monotonic() - self.last_flush > self.flush_s:
             self._flush()
 

@@ -45,7 +45,6 @@ def fit_classifier(
     *,
     entry_point: str,
     registered_name: str,
-    run_name: str,
     callbacks: Sequence[Callback] = (),
     nested: bool = False,
     tags: dict[str, str] | None = None,
@@ -60,7 +59,7 @@ def fit_classifier(
     model = build_model(num_classes(data.train))
     train, val, test, val_loader = data.train, data.val, data.test, data.val_loader
     size = cfg.resolution
-    with tracked_run(cfg, entry_point, run_name=run_name, nested=nested, tags=tags, device=device) as tr:
+    with tracked_run(cfg, entry_point, nested=nested, tags=tags, device=device) as tr:
         if tr.main:
             log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
             log_dataset(val.images, val.labels, val.name, cfg.data_dir, "validation")
@@ -109,7 +108,6 @@ def train_named_model(
         lambda classes: create_model(cfg.model, num_classes=classes, **kwargs, **(model_kwargs or {})),
         entry_point=entry_point,
         registered_name=f"{entry_point}-{cfg.model}",
-        run_name=f"{entry_point}-{cfg.model}-{cfg.dataset}",
         callbacks=callbacks,
         nested=nested,
     )

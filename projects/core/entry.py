@@ -38,6 +38,37 @@ def _note_on_launcher_run(message: str) -> None:
         MlflowClient().set_tag(run_id, guardian.END_REASON_TAG, message[:5000])
 
 
+def _name_launcher_run(config: Any) -> None:
+    """Under ``mlflow run``: give the launcher's run its real name now, before data loading, so that its
+    random name (``melodic-mare-881``) is not what the UI lists meanwhile; and say when it landed in the
+    Default experiment."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id or not distributed.is_main():
+        return
+    from mlflow.tracking import MlflowClient
+
+    from projects.core.tracking import default_run_name, label_experiment, study_experiment
+    from projects.entrypoints import ENTRY_POINTS
+
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    module = spec.name if spec else ""
+    entry = next((name for name, path in ENTRY_POINTS.items() if path == module), None)
+    if entry is None:
+        return
+    with contextlib.suppress(Exception):  # naming is cosmetic; the run itself decides success
+        client = MlflowClient()
+        client.set_tag(run_id, "mlflow.runName", default_run_name(config, entry))
+        experiment_id = client.get_run(run_id).info.experiment_id
+        label_experiment(experiment_id)
+        study = study_experiment(module)
+        if experiment_id == "0" and study:
+            logging.getLogger(__name__).warning(
+                "this run is in MLflow's Default experiment; `mlflow run ... --experiment-name %s` groups "
+                "it with its study",
+                study[0],
+            )
+
+
 def _uses_cuda(config: Any) -> bool:
     from projects.core.loop import resolve_device
 
@@ -69,6 +100,7 @@ def main(config_cls: type[C], run: Callable[[C], Any], argv: Sequence[str] | Non
         with signals.handled(), guardian.enabled():
             config = parse_args(config_cls, argv)
             _relaunch_under_torchrun(config, argv)
+            _name_launcher_run(config)
             preflight()
             distributed.init(use_cuda=_uses_cuda(config))
             try:

@@ -34,6 +34,7 @@ def fit_in_run(
     precision: str | None = None,
     progress: bool = True,
     batch_transform: BatchTransform | None = None,
+    samples: str = "images",
 ) -> tuple[Trainer, dict[str, float]]:
     """Fit ``model`` for ``cfg.epochs``; returns the trainer (for ``best``) and the last epoch's values.
 
@@ -57,6 +58,7 @@ def fit_in_run(
         precision=precision,
         progress=progress,
         batch_transform=batch_transform,
+        samples=samples,
     )
     if tr.main:
         mlflow.set_tags(

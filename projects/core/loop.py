@@ -147,6 +147,7 @@ class Trainer:
         progress: bool = True,
         batch_transform: BatchTransform | None = None,
         channels_last: bool = False,
+        samples: str = "images",
     ):
         self.model = model
         self.train_model = model  # what the steps call: ``model`` in DistributedDataParallel under torchrun
@@ -165,6 +166,9 @@ class Trainer:
         self.progress = progress and distributed.is_main()  # one progress bar per job
         self.batch_transform = batch_transform
         self.channels_last = channels_last
+        # What one training sample is (``images``; ``features`` for a probe on cached features): the
+        # throughput metric is ``train_<samples>_per_sec``.
+        self.samples = samples
         use_scaler = autocast_dtype(precision, self.device) == torch.float16 and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.epoch = 0  # completed epochs
@@ -325,9 +329,8 @@ class Trainer:
         steps = max(1, self.step_in_epoch)
         return {
             "train_loss": self.epoch_loss / steps,
-            "lr": self.lr(),
             # every rank trains on as many images per step as this one
-            "images_per_sec": (self.epoch_images - images_before)
+            f"train_{self.samples}_per_sec": (self.epoch_images - images_before)
             * distributed.world_size()
             / max(elapsed, 1e-9),
             "epoch_time_s": elapsed,
@@ -340,7 +343,7 @@ class Trainer:
         self._check_finite(value)
         self.epoch_loss += loss_sum
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.lr():.2e}")
-        self._call("on_step_end", {"step_loss": value, "lr": self.lr()})
+        self._call("on_step_end", {"train_loss_step": value, "lr": self.lr()})
 
     @torch.no_grad()
     def run_evaluation(self) -> dict[str, float]:

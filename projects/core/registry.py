@@ -42,6 +42,7 @@ def promote_if_better(
     if better:
         client.set_registered_model_alias(name, CHAMPION, str(version))
         client.set_registered_model_tag(name, "champion_metric", metric)
+    describe(name, str(version), metric, value, greater_is_better)
     log.info(
         "registered %s v%s (%s=%.4f); champion %s (previous %s)",
         name,
@@ -52,6 +53,32 @@ def promote_if_better(
         current,
     )
     return better
+
+
+def describe(
+    name: str,
+    version: str,
+    metric: str,
+    value: float,
+    greater_is_better: bool,
+) -> None:
+    """Descriptions the registry pages show: what the model is and how its champion is chosen; for the
+    version, where it comes from and its figure."""
+    client = MlflowClient()
+    source = client.get_model_version(name, version)
+    run = client.get_run(source.run_id) if source.run_id else None
+    entry = run.data.tags.get("projects.entry_point", "?") if run else "?"
+    better = "higher" if greater_is_better else "lower"
+    if not client.get_registered_model(name).description:
+        client.update_registered_model(
+            name,
+            description=(
+                f"Models registered by the `{entry}` entry point. `{CHAMPION}` is the version with the "
+                f"best {metric} ({better} is better): `models:/{name}@{CHAMPION}`."
+            ),
+        )
+    origin = f"run `{run.info.run_name}` ({run.info.run_id})" if run else "an unknown run"
+    client.update_model_version(name, version, description=f"{metric} = {value:.4g}; from {origin}.")
 
 
 def log_and_register(

@@ -42,6 +42,7 @@ def create_trainer(
     precision: str | None = None,
     progress: bool = True,
     batch_transform: BatchTransform | None = None,
+    samples: str = "images",
 ) -> Trainer:
     """The Trainer for ``cfg``; ``precision`` overrides ``cfg.precision`` (e.g. fp32 for a linear probe).
 
@@ -66,4 +67,5 @@ def create_trainer(
         progress=progress,
         batch_transform=batch_transform,
         channels_last=is_conv_net(model),
+        samples=samples,
     )

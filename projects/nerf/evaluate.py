@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 from PIL import Image
 
-# ns-eval result key -> metric name (the rest keep their own names under "test/").
+# ns-eval result key -> metric name (the rest keep their own names, prefixed "test_").
 RENAMES = {"num_rays_per_sec": "rays_per_sec", "num_rays_per_sec_std": "rays_per_sec_std"}
 
 
@@ -34,7 +34,7 @@ def run_ns_eval(config_yml: Path, output_json: Path, render_dir: Path) -> dict[s
 def ns_eval_metrics(results: dict[str, float]) -> dict[str, float]:
     """MLflow metrics from ns-eval's results; a NaN (e.g. the std of one view) is left out, not logged."""
     return {
-        f"test/{RENAMES.get(key, key)}": float(value)
+        f"test_{RENAMES.get(key, key)}": float(value)
         for key, value in results.items()
         if isinstance(value, (int, float)) and math.isfinite(value)
     }

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from projects.core.registry import promote_if_better
 
 ARTIFACT_DIR = "nerfstudio"
-CHAMPION_METRIC = "test/psnr"
+CHAMPION_METRIC = "test_psnr"
 
 
 def model_name(scene: str) -> str:

@@ -201,7 +201,7 @@ def run(config: Config) -> None:
         with stage("export"):
             export_point_cloud(config_yml, outputs / "pointcloud", config.num_points)
         if config.register:
-            version = register_scene(model_name(config.scene), metrics["test/psnr"])
+            version = register_scene(model_name(config.scene), metrics["test_psnr"])
             log.info("nerf: registered %s v%s", model_name(config.scene), version)
 
 

@@ -47,7 +47,6 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     encoder = load_encoder(cfg.encoder, cfg.arch, cfg.stem, cfg.weights_path)  # before any data
     for p in encoder.parameters():
         p.requires_grad_(True)
-    name = cfg.encoder.split("/")[-1] if "/" in cfg.encoder else cfg.encoder
     return fit_classifier(
         cfg,
         lambda classes: nn.Sequential(
@@ -55,7 +54,6 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         ),
         entry_point="finetune",
         registered_name=f"finetune-{cfg.arch}",
-        run_name=f"finetune-{name}-{cfg.dataset}",
         callbacks=callbacks,
         nested=nested,
         tags=logged_protocol("finetune", cfg.encoder),

@@ -82,9 +82,8 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     train, val = split_train_val(full, cfg.val_fraction, cfg.seed)
     train = stratified_fraction(train, cfg.label_fraction, cfg.seed)
     plain = ImageOnly(eval_transform(cfg.dataset, size, full.images.shape[1]))
-    run_name = f"linear-{cfg.encoder.split('/')[-1] if '/' in cfg.encoder else cfg.encoder}-{cfg.dataset}"
     tags = logged_protocol("linear", cfg.encoder)
-    with tracked_run(cfg, "linear_eval", run_name=run_name, nested=nested, tags=tags, device=device) as tr:
+    with tracked_run(cfg, "linear_eval", nested=nested, tags=tags, device=device) as tr:
         log_dataset(train.images, train.labels, train.name, cfg.data_dir, "train")
         log_dataset(test.images, test.labels, f"{cfg.dataset}-test", cfg.data_dir, "test")
         start = time.perf_counter()
@@ -117,6 +116,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             callbacks=callbacks,
             precision="fp32",
             progress=False,
+            samples="features",
         )
         final = {**logs, **validate(head, loaders["test"], device, prefix="test")}
         mlflow.log_metrics({k: final[k] for k in ("test_top1", "test_top5", "test_loss")})

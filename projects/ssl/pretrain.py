@@ -162,8 +162,7 @@ def pretrain(
     device = resolve_device(cfg.device)
     setup = build(cfg, method, device)
     pretrain_set, val, size = setup.pretrain, setup.val, setup.image_size
-    run_name = f"{method.name}-{cfg.arch}-{cfg.dataset}-{cfg.fraction:g}"
-    with tracked_run(cfg, method.name, run_name=run_name, nested=nested, device=device) as tr:
+    with tracked_run(cfg, method.name, nested=nested, device=device) as tr:
         if tr.main:
             log_dataset(pretrain_set.images, pretrain_set.labels, pretrain_set.name, cfg.data_dir, "train")
             if val is not None:

@@ -102,16 +102,12 @@ class TrialTracker(Callback):
 
 def finish_child_run(run_id: str, study_name: str, frozen: FrozenTrial) -> None:
     """Tag the run with the trial's final state and force the matching run status (e.g. a NaN objective
-    is FAIL in Optuna although the entry's run ended normally). ``optuna.value`` is the objective of a
-    complete trial and the last value a pruned trial reported, so sorting by it keeps both in view; the
-    name of a pruned or failed trial's run ends with ``[pruned]`` / ``[failed]``."""
+    is FAIL in Optuna although the entry's run ended normally). The run's own objective metric (e.g.
+    ``val_top1``) shows the trial's value: a pruned trial's last reported epoch is the run's last logged
+    one, so sorting by it keeps pruned trials in view; the name of a pruned or failed trial's run ends
+    with ``[pruned]`` / ``[failed]``."""
     client = MlflowClient()
     client.set_tag(run_id, "optuna.state", frozen.state.name)
-    if frozen.state == TrialState.COMPLETE and frozen.value is not None:
-        client.log_metric(run_id, "optuna.value", frozen.value)
-    elif frozen.state == TrialState.PRUNED and frozen.intermediate_values:
-        step = max(frozen.intermediate_values)
-        client.log_metric(run_id, "optuna.value", frozen.intermediate_values[step], step=step)
     suffix = STATE_SUFFIX.get(frozen.state)
     name = trial_run_name(frozen.number, frozen.params)
     if suffix:

@@ -28,8 +28,9 @@ from projects.core.config import check, check_positive, from_dict, param, parse_
 from projects.core.entry import main
 from projects.core.errors import ProjectError
 from projects.core.loop import Callback
+from projects.core.metrics import PARENT_HEADLINES
 from projects.core.registry import promote_if_better
-from projects.core.tracking import log_table, redact, tracked_run
+from projects.core.tracking import log_table, redact, study_experiment, tracked_run
 from projects.tune.mlflow_trials import MODEL_URI_ATTR, PARENT_ATTR, RUN_ID_ATTR
 from projects.tune.objective import Job, fail_orphaned_trials, run_worker
 from projects.tune.plots import log_study_plots
@@ -131,8 +132,10 @@ def start_workers(job: Job, workers: int, entry_module: str) -> None:
         raise RuntimeError(f"tune workers failed: {failed}")
 
 
-def summarize(study: optuna.Study, parent_run_id: str) -> dict[str, float]:
-    """Metrics of the trials this invocation ran, and of the study as a whole."""
+def summarize(study: optuna.Study, parent_run_id: str, metric: str) -> dict[str, float]:
+    """Metrics of the trials this invocation ran, and of the study as a whole: the best trial's objective
+    under the objective metric's own name (``knn_top1``), with the best trial's final figures (e.g.
+    ``test_top1``) under theirs, so the tune run compares with plain runs in the runs table."""
     trials = study.get_trials(deepcopy=False)
     mine = [t for t in trials if t.user_attrs.get(PARENT_ATTR) == parent_run_id]
     summary: dict[str, float] = {
@@ -146,8 +149,12 @@ def summarize(study: optuna.Study, parent_run_id: str) -> dict[str, float]:
     }
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
-        summary["best_value"] = float(study.best_value)
-        summary["best_trial"] = study.best_trial.number
+        best = study.best_trial
+        summary.update(
+            {k: float(v) for k, v in best.user_attrs.get("metrics", {}).items() if k in PARENT_HEADLINES}
+        )
+        summary[metric] = float(best.value)
+        summary["best_trial"] = best.number
     return summary
 
 
@@ -203,7 +210,9 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
     spec, overrides, pruner, epochs = prepare(cfg)
     study_name = cfg.study_name or default_study_name(spec, overrides)
     tags = {"optuna.study_name": study_name, "optuna.storage": redact(storage_url(cfg.storage))}
-    with tracked_run(cfg, "tune", run_name=f"tune-{study_name}", nested=nested, tags=tags) as tr:
+    experiment = study_experiment(spec.module)
+    run_name = f"tune-{study_name}"
+    with tracked_run(cfg, "tune", run_name=run_name, nested=nested, tags=tags, experiment=experiment) as tr:
         mlflow.log_text(yaml.safe_dump(spec.as_dict(), sort_keys=False), "study.yaml")
         storage = open_storage(cfg.storage)
         study = optuna.create_study(
@@ -214,6 +223,8 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             pruner=make_pruner(pruner, epochs),
             load_if_exists=True,
         )
+        if not study.metric_names:  # optuna-dashboard labels the objective with it
+            study.set_metric_names([spec.metric])
         if "entry_point" not in study.user_attrs:  # first invocation: record what the study is
             study.set_user_attr("entry_point", spec.entry_point)
             study.set_user_attr("objective", spec.metric)
@@ -250,9 +261,9 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             fail_orphaned_trials(study, storage)
 
         study = optuna.load_study(study_name=study_name, storage=storage)
-        summary = summarize(study, tr.run_id)
+        summary = summarize(study, tr.run_id, spec.metric)
         mlflow.log_metrics(summary)
-        if "best_value" in summary:
+        if "best_trial" in summary:
             mlflow.log_params({f"best.{k}": v for k, v in study.best_params.items()})
             mlflow.set_tag("optuna.best_run_id", study.best_trial.user_attrs.get(RUN_ID_ATTR, ""))
         log_trials_table(study)
@@ -262,7 +273,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
             if version:
                 mlflow.set_tag("registered_version", version)
         log.info("study %s: %s", study_name, json.dumps(summary))
-        if "best_value" not in summary:
+        if "best_trial" not in summary:
             errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
             first = f"; first error: {errors[0]}" if errors else ""
             raise ProjectError(f"study {study_name!r} has no completed trial{first}")

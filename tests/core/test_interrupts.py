@@ -135,14 +135,14 @@ def test_a_non_finite_loss_is_one_error_naming_the_step():
     assert trainer.epoch == 0  # no epoch (and so no checkpoint) completed with the diverged weights
 
 
-def test_step_loss_is_logged_every_epoch_and_a_resume_logs_no_step_twice():
+def test_train_loss_step_is_logged_every_epoch_and_a_resume_logs_no_step_twice():
     with mlflow.start_run() as run:
         logger = MLflowLogger(run.info.run_id)
         first = make_trainer(epochs=1, callbacks=[logger])
         first.fit()
         state = first.state_dict()
         # As a killed process would: steps logged after the last checkpoint, then a resume from it.
-        MlflowClient().log_metric(run.info.run_id, "step_loss", 1.0, step=STEPS_PER_EPOCH + 3)
+        MlflowClient().log_metric(run.info.run_id, "train_loss_step", 1.0, step=STEPS_PER_EPOCH + 3)
 
         class Restore(Callback):  # as the Checkpointer does: after the logger's on_fit_start
             def on_fit_start(self, trainer):
@@ -150,7 +150,7 @@ def test_step_loss_is_logged_every_epoch_and_a_resume_logs_no_step_twice():
 
         resumed = make_trainer(epochs=2, callbacks=[MLflowLogger(run.info.run_id), Restore()])
         resumed.fit()
-    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "step_loss")]
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "train_loss_step")]
     assert sorted(steps) == sorted(set(steps)), "duplicate steps"
     # every 3 steps and at each epoch's end: 3, 6, 9, 10 | (12 replaced by 13), 15, 18, 20
     assert sorted(steps) == [3, 6, 9, 10, 13, 15, 18, 20]

@@ -98,9 +98,9 @@ def test_simclr_on_two_processes_through_mlflow_run(tmp_path):
     assert run.info.status == "FINISHED" and run.data.tags["distributed.backend"] == "gloo"
     client = MlflowClient()
     # 190 images, 2 x 16 per step: 5 steps per epoch; one curve, rank 0's
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "step_loss")] == [5, 10]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss_step")] == [5, 10]
     assert len(client.get_metric_history(run.info.run_id, "knn_top1")) == 2
-    assert run.data.metrics["images_per_sec"] > 0
+    assert run.data.metrics["train_images_per_sec"] > 0
     (version,) = client.search_model_versions("name = 'simclr-resnet18'")
     assert version.run_id == run.info.run_id
 

@@ -42,7 +42,7 @@ class Record(Callback):
             self.first_grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
 
     def on_step_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self.step_losses.append(logs["step_loss"])
+        self.step_losses.append(logs["train_loss_step"])
 
 
 def two_views(batch):

@@ -127,8 +127,8 @@ def steps(run_id: str, key: str) -> list[int]:
 def assert_continuous_curves(run_id: str, epochs: int) -> None:
     """One point per epoch for the epoch curves, one per logged step (no replayed duplicates)."""
     assert steps(run_id, "train_loss") == list(range(1, epochs + 1))
-    step_loss = steps(run_id, "step_loss")
-    assert step_loss == sorted(set(step_loss)), f"duplicate steps in step_loss: {step_loss}"
+    step_loss = steps(run_id, "train_loss_step")
+    assert step_loss == sorted(set(step_loss)), f"duplicate steps in train_loss_step: {step_loss}"
 
 
 def last_checkpoint(run_id: str) -> dict:

@@ -87,6 +87,6 @@ def test_video_through_colmap_to_a_scene(ring_photos: Path, tmp_path: Path) -> N
     assert metrics["data/frames_extracted"] == VIEWS
     assert metrics["data/frames_registered"] >= 0.9 * VIEWS
     # nerfstudio's own 90/10 split of the registered frames; no AlexNet weights here: LPIPS absent, not NaN.
-    assert metrics["test/psnr"] > 5 and "test/lpips" not in metrics and tags["nerf.lpips"] == "absent"
+    assert metrics["test_psnr"] > 5 and "test_lpips" not in metrics and tags["nerf.lpips"] == "absent"
     assert proc.stdout.count("LPIPS unavailable") == 1
     assert MlflowClient().get_model_version_by_alias("nerf-walkaround", "champion").run_id == run.info.run_id
