@@ -1,21 +1,31 @@
 """MLflow tracking: default store, one context manager per run, run metadata and resumption.
 
 Default store: ``sqlite:///mlflow.db`` with artifacts under ``./mlruns`` (MLflow 3's embedded default);
-``MLFLOW_TRACKING_URI`` (e.g. ``http://host:5000``) overrides it, ``MLFLOW_EXPERIMENT_NAME`` picks the
-experiment. Under ``mlflow run`` the launcher's run (``MLFLOW_RUN_ID``) is used.
+``MLFLOW_TRACKING_URI`` (e.g. ``http://host:5000``) overrides it. Runs go to their study's experiment
+(``EXPERIMENT`` of the study package: ``ssl``, ``vit-vs-cnn``, ``nerf``) unless ``MLFLOW_EXPERIMENT_NAME``
+or ``MLFLOW_EXPERIMENT_ID`` picks one. Under ``mlflow run`` the launcher's run (``MLFLOW_RUN_ID``) is
+used, in the experiment the launcher chose (``--experiment-name``).
+
+Every run is named after what it is and what differs from the entry's defaults (:func:`default_run_name`)
+when it is created, and carries a description (``mlflow.note.content``) with its headline figure once it
+has finished.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
+import importlib
 import importlib.metadata
+import logging
 import os
 import platform
 import re
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +40,7 @@ from mlflow.tracking import MlflowClient
 from optuna.exceptions import TrialPruned
 
 from projects.core import distributed, run_lock
-from projects.core.config import run_key, to_params
+from projects.core.config import NON_IDENTITY_FIELDS, run_key, to_params
 from projects.core.errors import ConfigError, ProjectError
 from projects.core.guardian import (
     END_REASON_TAG,
@@ -44,7 +54,26 @@ from projects.core.guardian import (
 )
 from projects.core.signals import Interrupted
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows and edits
+# The experiment kind under which MLflow's UI opens an experiment in its "Model training" view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# Fields that say how a run executes or where its data lives, not what it is: left out of run names.
+UNNAMED_FIELDS = NON_IDENTITY_FIELDS | {
+    "device",
+    "precision",
+    "compile",
+    "nproc_per_node",
+    "sync_bn",
+    "data_dir",
+    "pipeline",
+    "log_every_n_steps",
+}
+NAME_FIELDS = ("model", "arch", "dataset")  # what every name starts with, after the entry point
+MAX_NAMED_PARAMS = 6
 CHECKPOINT_ROOT_ENV = "PROJECTS_CHECKPOINT_DIR"
 RUN_KEY_TAG = "projects.run_key"
 ENTRY_POINT_TAG = "projects.entry_point"
@@ -140,6 +169,107 @@ def nested_run_name(name: str) -> Iterator[None]:
         _NESTED_RUN_NAME.reset(token)
 
 
+def _module_name(obj: Any) -> str:
+    """The importable name of ``obj``'s module (``python -m`` runs it as ``__main__``)."""
+    name = type(obj).__module__
+    if name == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        name = spec.name if spec else name
+    return name
+
+
+def study_experiment(module: str) -> tuple[str, str] | None:
+    """``(EXPERIMENT, EXPERIMENT_DESCRIPTION)`` of the study package that ``module`` belongs to, if any."""
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            package = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        if hasattr(package, "EXPERIMENT"):
+            return package.EXPERIMENT, getattr(package, "EXPERIMENT_DESCRIPTION", "")
+    return None
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = redact(str(value))
+    if "/" in text and not text.startswith("models:/"):
+        text = text.rstrip("/").rsplit("/", 1)[-1]  # a path: its last part says which
+    return text if len(text) <= 32 else text[:31] + "~"
+
+
+def _declared_depth(cls: type, name: str) -> int:
+    """How far up ``cls``'s MRO field ``name`` is declared: the entry's own fields (a method's
+    ``temperature``) come before those of shared bases (``epochs``)."""
+    return next(i for i, klass in enumerate(cls.__mro__) if name in getattr(klass, "__annotations__", {}))
+
+
+def default_run_name(config: Any, entry_point: str) -> str:
+    """``<entry>-<model or arch>-<dataset>`` followed by ``key=value`` for every parameter that differs
+    from the entry's default (execution-only fields aside; the entry's own fields first, at most
+    ``MAX_NAMED_PARAMS``): two runs that differ get different names."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    base = [entry_point, *(_format_value(values[k]) for k in NAME_FIELDS if k in values)]
+    changed = []
+    for f in sorted(dataclasses.fields(config), key=lambda f: _declared_depth(type(config), f.name)):
+        if f.name in UNNAMED_FIELDS or f.name in NAME_FIELDS:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if values[f.name] != default:
+            changed.append(f"{f.name}={_format_value(values[f.name])}")
+    if len(changed) > MAX_NAMED_PARAMS:
+        changed = [*changed[:MAX_NAMED_PARAMS], "..."]
+    return " ".join(["-".join(base), *changed])
+
+
+def entry_description(entry_point: str) -> str:
+    """The first paragraph of the entry point's module docstring: what the run is and its protocol."""
+    from projects.entrypoints import ENTRY_POINTS
+
+    module = sys.modules.get(ENTRY_POINTS.get(entry_point, ""))
+    doc = (module.__doc__ or "") if module else ""
+    return " ".join(doc.split("\n\n")[0].replace("``", "`").split())
+
+
+def _experiment_id(name: str, description: str) -> str:
+    """The id of experiment ``name``, created if needed."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(
+            name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING, NOTE_TAG: description}
+        )
+    except Exception:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def label_experiment(experiment_id: str, description: str = "") -> None:
+    """Make the MLflow UI open the experiment in its model-training view (and describe it, if it has no
+    description yet): without the kind tag MLflow 3's UI may show it as a GenAI experiment."""
+    client = MlflowClient()
+    tags = client.get_experiment(experiment_id).tags
+    if EXPERIMENT_KIND_TAG not in tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    if description and not tags.get(NOTE_TAG):
+        client.set_experiment_tag(experiment_id, NOTE_TAG, description)
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    """The run's result in one line, from the vocabulary's headline metrics it logged."""
+    from projects.core.metrics import PARENT_HEADLINES
+
+    keys = [k for k in (*PARENT_HEADLINES, "test_psnr", "test_ssim", "test_lpips") if k in metrics]
+    return ", ".join(f"{k} = {metrics[k]:.4g}" for k in keys)
+
+
 def checkpoint_dir(run_id: str) -> Path:
     return Path(os.environ.get(CHECKPOINT_ROOT_ENV, "checkpoints")) / run_id
 
@@ -217,6 +347,10 @@ def _remote_checkpoint(client: MlflowClient, run_id: str) -> bool:
         return False
 
 
+def _experiment_from_env() -> bool:
+    return bool(os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"))
+
+
 def _hand_over_launcher_run(launcher_id: str, resumed_id: str) -> None:
     """``mlflow run`` made a run for this attempt; we continue ``resumed_id`` instead. The launcher still
     owns its run (it sets its status when we exit), so it is only marked here; the guardian deletes it
@@ -266,6 +400,7 @@ def tracked_run(
     tags: dict[str, str] | None = None,
     device: torch.device | str = "cpu",
     checkpointed: bool = True,
+    experiment: tuple[str, str] | None = None,
 ) -> Iterator[TrackedRun]:
     """Start (or resume) an MLflow run for ``config``; end it FINISHED, FAILED or KILLED.
 
@@ -277,6 +412,10 @@ def tracked_run(
     ``projects.owner``) and, in an entry-point process, watched by a guardian process
     (:mod:`projects.core.guardian`) that ends it correctly when this process cannot (kill -9) or when
     MLflow's launcher overwrites its status.
+
+    A new top-level run goes to ``experiment`` (name, description), by default its study's
+    (:func:`study_experiment`), unless the environment or ``mlflow run`` chose one; a nested run to its
+    parent's. ``run_name`` defaults to :func:`default_run_name`.
 
     Under ``torchrun`` rank 0 does all of this; the other ranks only learn the run's id and whether it
     resumed (``TrackedRun.main`` is False there: they log nothing).
@@ -293,15 +432,28 @@ def tracked_run(
     launcher = None if nested else os.environ.get("MLFLOW_RUN_ID")
     if nested and _NESTED_RUN_NAME.get():
         run_name = _NESTED_RUN_NAME.get()
+    run_name = run_name or default_run_name(config, entry_point)
+    experiment = experiment or study_experiment(_module_name(config))
+    experiment_id = None
+    if parent:
+        experiment_id = mlflow.active_run().info.experiment_id
+    elif not (resume_id or launcher or _experiment_from_env()) and experiment:
+        experiment_id = _experiment_id(*experiment)
     if resume_id and launcher:
         _hand_over_launcher_run(launcher, resume_id)
     try:
-        active = mlflow.start_run(run_id=resume_id, run_name=None if resume_id else run_name, nested=nested)
+        active = mlflow.start_run(
+            run_id=resume_id,
+            experiment_id=experiment_id,
+            run_name=None if resume_id else run_name,
+            nested=nested,
+        )
     except BaseException:
         if lock:
             lock.release()
         raise
     run_id = active.info.run_id
+    description = entry_description(entry_point)
     guardian = None
     try:
         if not nested:
@@ -325,7 +477,10 @@ def tracked_run(
             commit = git_commit()
             if commit:
                 system_tags.setdefault("mlflow.source.git.commit", commit)
+            system_tags.setdefault(NOTE_TAG, description)
             mlflow.set_tags(system_tags)
+            if not nested:
+                label_experiment(active.info.experiment_id, experiment[1] if experiment else "")
         distributed.broadcast((run_id, resume_id is not None))
         yield TrackedRun(run_id=run_id, resumed=resume_id is not None)
     except BaseException as exc:
@@ -338,6 +493,10 @@ def tracked_run(
             guardian.report(status, reason)
         raise
     else:
+        with contextlib.suppress(Exception):  # a description is not worth failing a finished run for
+            result = _headline(MlflowClient().get_run(run_id).data.metrics)
+            if result:
+                mlflow.set_tag(NOTE_TAG, f"{description}\n\nResult: {result}.")
         mlflow.end_run("FINISHED")
         if guardian:
             guardian.report("FINISHED")
