@@ -34,7 +34,9 @@ PARENTS = "vit_vs_cnn, ssl_study, tune"
 
 VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef("train_loss", "epoch", "mean training loss over the epoch's steps (all ranks)", TRAINING),
-    MetricDef("train_loss_step", "step", "training loss, mean over the last logged steps", TRAINING),
+    MetricDef(
+        "train_loss_step", "step", "training loss, mean over the last logged steps", f"{TRAINING}, nerf"
+    ),
     MetricDef("lr", "step", "learning rate of the first parameter group", TRAINING),
     MetricDef("train_images_per_sec", "epoch", "training images per second, all ranks", TRAINING),
     MetricDef(
@@ -62,6 +64,12 @@ VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef("test_<ns-eval key>", "final", "ns-eval's other figures (e.g. test_fps)", "nerf"),
     MetricDef("time/<stage>_s", "final", "seconds of a NeRF stage (poses, train, eval, render, ...)", "nerf"),
     MetricDef("data/<count>", "final", "frames given / extracted / registered by COLMAP", "nerf"),
+    MetricDef("train_loss_step/<term>", "step", "a term of nerfacto's loss, per iteration", "nerf"),
+    MetricDef("lr/<param group>", "step", "learning rate of a nerfacto parameter group", "nerf"),
+    MetricDef("train_rays_per_sec", "step", "training rays per second", "nerf"),
+    MetricDef("train/<metric>", "step", "nerfstudio's training metrics (psnr, iteration time)", "nerf"),
+    MetricDef("val/<metric>", "step", "nerfstudio's evaluation during training (its own schedule)", "nerf"),
+    MetricDef("gpu_memory_mb", "step", "GPU memory in use", "nerf"),
     MetricDef("video/seconds", "final", "length of the rendered video", "nerf"),
     MetricDef("pointcloud/num_points", "final", "points of the exported point cloud", "nerf"),
     MetricDef(

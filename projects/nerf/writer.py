@@ -16,12 +16,14 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 # nerfstudio event name -> MLflow metric name (prefix match, rest appended).
+# Names follow projects.core.metrics: per-iteration (optimizer step) loss and learning rates as
+# ``train_loss_step`` and ``lr/<param group>``; nerfstudio's other curves under ``train/`` and ``val/``.
 RENAMES = (
-    ("Train Loss Dict/", "train/loss/"),
-    ("Train Loss", "train/loss"),
+    ("Train Loss Dict/", "train_loss_step/"),
+    ("Train Loss", "train_loss_step"),
     ("Train Metrics Dict/", "train/"),
-    ("learning_rate/", "train/lr/"),
-    ("Train Rays / Sec", "train/rays_per_sec"),
+    ("learning_rate/", "lr/"),
+    ("Train Rays / Sec", "train_rays_per_sec"),
     ("Train Iter (time)", "train/iter_seconds"),
     ("Test Rays / Sec", "val/rays_per_sec"),
     ("Eval Loss Dict/", "val/loss/"),

@@ -39,7 +39,7 @@ def assert_nothing_registered() -> None:
 def test_missing_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     line = run_main(capsys, "--data", str(tmp_path / "nope"))
     assert "does not exist" in line
-    assert MlflowClient().search_runs(["0"]) == []
+    assert MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()]) == []
 
 
 def test_video_without_frames(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -65,9 +65,9 @@ def test_colmap_registers_too_few(capsys: pytest.CaptureFixture[str], tmp_path: 
     # Independent noise images share no features: COLMAP cannot register them.
     line = run_main(capsys, "--data", str(write_images(tmp_path / "noise", 4)), "--max_iters", "5")
     assert "COLMAP registered 0 of 4 frames" in line or "ns-process-data failed" in line, line
-    (failed,) = MlflowClient().search_runs(["0"])
+    (failed,) = MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()])
     assert failed.info.status == "FAILED"
-    assert failed.data.metrics.get("train/loss") is None
+    assert failed.data.metrics.get("train_loss_step") is None
     assert_nothing_registered()
 
 
@@ -75,6 +75,6 @@ def test_mlflow_run_marks_bad_input_failed(tmp_path: Path) -> None:
     proc = mlflow_run(f"data={tmp_path / 'nope'}", cwd=tmp_path)
     assert proc.returncode != 0
     assert f"error: data={tmp_path / 'nope'} does not exist" in proc.stderr
-    (failed,) = MlflowClient().search_runs(["0"])
+    (failed,) = MlflowClient().search_runs([e.experiment_id for e in MlflowClient().search_experiments()])
     assert failed.info.status == "FAILED"
     assert_nothing_registered()

@@ -51,10 +51,10 @@ def test_config_rejects_bad_params(tiny_lego: Path) -> None:
 
 
 def test_writer_names_and_logs_while_training() -> None:
-    assert metric_name("Train Loss Dict/rgb_loss") == "train/loss/rgb_loss"
+    assert metric_name("Train Loss Dict/rgb_loss") == "train_loss_step/rgb_loss"
     assert metric_name("Train Metrics Dict/psnr") == "train/psnr"
-    assert metric_name("Train Rays / Sec") == "train/rays_per_sec"
-    assert metric_name("learning_rate/fields") == "train/lr/fields"
+    assert metric_name("Train Rays / Sec") == "train_rays_per_sec"
+    assert metric_name("learning_rate/fields") == "lr/fields"
     assert metric_name("GPU Memory (MB)") == "gpu_memory_mb"
     client = MlflowClient()
     with mlflow.start_run() as active:
@@ -64,7 +64,7 @@ def test_writer_names_and_logs_while_training() -> None:
             writer.write_scalar("Train Rays / Sec", 1000.0, step)
         writer.write_scalar_dict("Eval Images Metrics", {"psnr": 20.0}, 7)  # eval events are all kept
         # flush_seconds=0: each event is already in the store, before any end-of-training flush.
-        history = client.get_metric_history(active.info.run_id, "train/loss")
+        history = client.get_metric_history(active.info.run_id, "train_loss_step")
         assert [m.step for m in history] == [0, 10, 20]
         assert history[1].value == pytest.approx(1 / 11)
         assert [m.step for m in client.get_metric_history(active.info.run_id, "val/image/psnr")] == [7]
