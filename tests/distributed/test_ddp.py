@@ -96,6 +96,11 @@ def test_simclr_on_two_processes_through_mlflow_run(tmp_path):
     assert code == 0, err[-3000:]
     (run,) = runs()
     assert run.info.status == "FINISHED" and run.data.tags["distributed.backend"] == "gloo"
+    # The launcher's run got the entry's name when the command started, not MLflow's random one.
+    assert (
+        run.info.run_name.startswith("simclr-resnet18-synthetic epochs=2 ")
+        and "fraction=0.04" in run.info.run_name
+    )
     client = MlflowClient()
     # 190 images, 2 x 16 per step: 5 steps per epoch; one curve, rank 0's
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss_step")] == [5, 10]
