@@ -18,4 +18,5 @@ ENTRY_POINTS: dict[str, str] = {
     "ssl_study": "projects.ssl.study",
     "classify": "projects.classify.train",
     "vit_vs_cnn": "projects.classify.compare",
+    "report": "projects.report.run",
 }

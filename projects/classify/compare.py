@@ -1,5 +1,5 @@
 """``vit_vs_cnn``: ResNet-18 and a ViT of equal size trained with one recipe and seed as nested child
-runs of one parent, which logs the overlaid curves (HTML) and a summary table.
+runs of one parent, which logs the overlaid curves (SVG) and a summary table.
 
     mlflow run . -e vit_vs_cnn --env-manager local
 """
@@ -16,9 +16,10 @@ from projects.classify import train
 from projects.classify.report import child_runs, comparison_figure, metric_histories, summary_row
 from projects.core.config import param
 from projects.core.entry import main
+from projects.core.figures import log_figure_svg
 from projects.core.loop import Callback, resolve_device
 from projects.core.models import STEMS
-from projects.core.tracking import finished_child, log_figure_html, log_table, tracked_run
+from projects.core.tracking import finished_child, log_table, tracked_run
 from projects.core.vit import VIT_CONFIGS
 
 CNN = "resnet18"
@@ -89,7 +90,7 @@ def run(cfg: Config, *, callbacks: Sequence[Callback] = (), nested: bool = False
         runs = child_runs(tr.run_id)
         histories = {run.data.params["model"]: metric_histories(run.info.run_id) for run in runs}
         title = f"ViT vs CNN on {cfg.dataset} (seed {cfg.seed}, {cfg.epochs} epochs)"
-        log_figure_html(comparison_figure(histories, title), "vit_vs_cnn.html")
+        log_figure_svg(comparison_figure(histories, title), "vit_vs_cnn.svg")
         log_table(
             [summary_row(run, histories[run.data.params["model"]]) for run in runs], "vit_vs_cnn_table.json"
         )

@@ -507,11 +507,6 @@ def tracked_run(
             lock.release()
 
 
-def log_figure_html(figure: Any, artifact_file: str) -> None:
-    """Log a plotly figure as a self-contained HTML artifact (plotly.js embedded: opens offline)."""
-    mlflow.log_text(figure.to_html(include_plotlyjs=True, full_html=True), artifact_file)
-
-
 def log_table(rows: list[dict[str, Any]], artifact_file: str) -> None:
     """Log rows as a table artifact (MLflow's JSON table format, shown in the UI)."""
     import pandas as pd

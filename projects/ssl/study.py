@@ -5,7 +5,7 @@ Every pretraining run (``methods`` x ``pretrain_datasets`` x ``fractions``) is p
 ``eval_dataset`` with 1%, 10% and 100% of its labelled training images (``label_fractions``, the
 SimCLR paper's semi-supervised protocol); the baselines (ImageNet-supervised and random features by
 probe, a ResNet-18 trained from scratch) are run at the same label fractions. All are child runs of one
-parent, which logs a plotly figure (probe top-1 vs pretraining images, baselines as lines) and the table.
+parent, which logs an SVG figure (probe top-1 vs pretraining images, baselines as lines) and the table.
 A resumed parent skips children that finished.
 """
 
@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-import plotly.graph_objects as go
 
 from projects.core.config import check, from_dict, param, parse_overrides
 from projects.core.entry import main
 from projects.core.errors import CheckpointError
+from projects.core.figures import log_figure_svg
 from projects.core.loop import DEVICES, PRECISIONS
-from projects.core.tracking import checkpoint_dir, finished_child, log_figure_html, log_table, tracked_run
+from projects.core.tracking import checkpoint_dir, finished_child, log_table, tracked_run
 from projects.ssl import linear_eval, supervised
+from projects.ssl.figures import figure
 from projects.ssl.methods import method_module, method_names
 
 log = logging.getLogger(__name__)
@@ -161,57 +162,6 @@ class Config:
         )
 
 
-def _labels(fraction: float) -> str:
-    return f"{100 * fraction:g}% labels"
-
-
-def figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Probe top-1 vs pretraining images: a line per method, dataset and label fraction; baselines as
-    dashed lines over the same range (in the legend, so each can be told apart)."""
-    fig = go.Figure()
-    ssl = [r for r in rows if r["kind"] == "ssl"]
-    keys = sorted({(r["method"], r["pretrain_dataset"], r["label_fraction"]) for r in ssl})
-    for method, dataset, fraction in keys:
-        points = sorted(
-            (
-                r
-                for r in ssl
-                if (r["method"], r["pretrain_dataset"], r["label_fraction"]) == (method, dataset, fraction)
-            ),
-            key=lambda r: r["pretrain_images"],
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[r["pretrain_images"] for r in points],
-                y=[r["test_top1"] for r in points],
-                mode="lines+markers",
-                name=f"{method} on {dataset}, {_labels(fraction)}",
-                text=[f"pretraining fraction {r['fraction']:g}" for r in points],
-            )
-        )
-    span = [r["pretrain_images"] for r in ssl]
-    x_range = [min(span), max(span)] if span else [1, 1]
-    for r in rows:
-        if r["kind"] != "ssl":
-            fig.add_trace(
-                go.Scatter(
-                    x=x_range,
-                    y=[r["test_top1"]] * 2,
-                    mode="lines",
-                    line={"dash": "dash"},
-                    name=f"{r['name']}, {_labels(r['label_fraction'])}",
-                )
-            )
-    fig.update_layout(
-        title="Test top-1 vs pretraining data size",
-        xaxis_title="pretraining images",
-        yaxis_title="test top-1 (%)",
-        xaxis_type="log",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2},
-    )
-    return fig
-
-
 def _baseline(cfg: Config, baseline: str, fraction: float) -> dict[str, Any] | None:
     """One baseline at one label fraction; None if it cannot run here (e.g. offline without weights)."""
     if baseline == "supervised":
@@ -267,7 +217,7 @@ def run(cfg: Config) -> dict[str, float]:
                             "test_top5": result["test_top5"],
                         }
                     )
-        log_figure_html(figure(rows), "ssl_study.html")
+        log_figure_svg(figure(rows), "ssl_study.svg")
         log_table(rows, "ssl_study_table.json")
         headline = {}
         for fraction in cfg.label_fraction_list():

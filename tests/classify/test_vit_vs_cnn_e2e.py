@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from projects.classify.report import CURVES
 from tests.conftest import REPO
+from tests.svg_checks import legend_texts
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 EPOCHS = 2
@@ -79,8 +80,9 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
             f.path for f in client.list_artifacts(child.info.run_id, "checkpoints")
         }
 
-    html = read_artifact(parent.info.run_id, "vit_vs_cnn.html")
-    assert "plotly" in html and "resnet18 val_top1" in html and "vit_d192_l25 val_top1" in html
+    # One small SVG, a line per model, its legend inside the picture.
+    svg = read_artifact(parent.info.run_id, "vit_vs_cnn.svg")
+    assert legend_texts(svg) == ["resnet18", "vit_d192_l25"]
     summary = json.loads(read_artifact(parent.info.run_id, "vit_vs_cnn_table.json"))
     rows = [dict(zip(summary["columns"], row, strict=True)) for row in summary["data"]]
     assert sorted(r["model"] for r in rows) == ["resnet18", "vit_d192_l25"]
@@ -88,7 +90,7 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
         child = by_model[row["model"]]
         assert row["num_parameters"] == int(child.data.params["num_parameters"])
         assert row["test_top1"] == child.data.metrics["test_top1"] and row["epochs"] == EPOCHS
-        assert row["wall_time_s"] > 0 and row["images_per_sec"] > 0
+        assert row["wall_time_s"] > 0 and row["train_images_per_sec"] > 0
     assert parent.data.metrics["vit_test_top1"] == by_model["vit_d192_l25"].data.metrics["test_top1"]
 
 

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PYTHON, REPO
+from tests.svg_checks import legend_texts
 
 TINY_SIMCLR = {
     "dataset": "synthetic",
@@ -157,7 +158,13 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
     probes = [c for c in children if c.data.tags["projects.entry_point"] == "linear_eval"]
     assert sorted(c.data.params["label_fraction"] for c in probes) == ["0.02"] * 3 + ["0.04"] * 3
     files = {f.path for f in MlflowClient().list_artifacts(parent.info.run_id)}
-    assert {"ssl_study.html", "ssl_study_table.json"} <= files
+    assert {"ssl_study.svg", "ssl_study_table.json"} <= files
+    svg = Path(mlflow.artifacts.download_artifacts(run_id=parent.info.run_id, artifact_path="ssl_study.svg"))
+    assert sorted(legend_texts(svg.read_text())) == [
+        "byol on synthetic",
+        "imagenet features",
+        "simclr on synthetic",
+    ]
     assert {"best_ssl_test_top1_labels_0.02", "best_ssl_test_top1_labels_0.04"} <= set(parent.data.metrics)
 
 

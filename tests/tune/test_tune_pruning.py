@@ -12,6 +12,7 @@ from projects.core.config import from_dict
 from projects.tune import run as tune
 from projects.tune.spec import make_pruner
 from projects.tune.storage import DEFAULT_JOURNAL
+from tests.svg_checks import legend_texts
 
 EPOCHS = 6
 
@@ -72,8 +73,10 @@ def test_median_pruner_stops_bad_region_and_mlflow_matches(write_study) -> None:
     assert len(names) == 12
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {
-        f"plots/{n}.html" for n in ("optimization_history", "intermediate_values", "param_importances")
+        f"plots/{n}.svg" for n in ("optimization_history", "intermediate_values", "param_importances")
     }
+    history = client.download_artifacts(parent.info.run_id, "plots/optimization_history.svg")
+    assert "Best Value" in legend_texts(open(history).read())
     assert float(parent.data.params["best.x"]) == study.best_params["x"]
     assert parent.data.metrics["best_value"] == study.best_value
 
