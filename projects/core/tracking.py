@@ -198,7 +198,8 @@ def _format_value(value: Any) -> str:
         return f"{value:g}"
     text = redact(str(value))
     if "/" in text and not text.startswith("models:/"):
-        text = text.rstrip("/").rsplit("/", 1)[-1]  # a path: its last part says which
+        # a path: its last two parts say which (``<run id>/last.pt``), each cut short
+        text = "/".join(p if len(p) <= 12 else p[:11] + "~" for p in text.rstrip("/").split("/")[-2:])
     return text if len(text) <= 32 else text[:31] + "~"
 
 

@@ -22,7 +22,7 @@ from projects.core.entry import main
 from projects.core.errors import CheckpointError
 from projects.core.figures import log_figure_svg
 from projects.core.loop import DEVICES, PRECISIONS
-from projects.core.tracking import checkpoint_dir, finished_child, log_table, tracked_run
+from projects.core.tracking import checkpoint_dir, finished_child, log_table, nested_run_name, tracked_run
 from projects.ssl import linear_eval, supervised
 from projects.ssl.figures import figure
 from projects.ssl.methods import method_module, method_names
@@ -183,13 +183,18 @@ def run(cfg: Config) -> dict[str, float]:
         "imagenet": "imagenet features",
         "random": "random features",
     }
-    with tracked_run(cfg, "ssl_study", run_name="ssl-study", checkpointed=False):
+    with tracked_run(cfg, "ssl_study", checkpointed=False):
         for method, child in cfg.pretrain_configs():
             pre = finished_child(child, method) or method_module(method).run(child, nested=True)
             checkpoint = str(checkpoint_dir(pre["run_id"]) / "last.pt")
             for fraction in cfg.label_fraction_list():
                 probe_cfg = cfg.probe_config(checkpoint, fraction)
-                probe = finished_child(probe_cfg, "linear_eval") or linear_eval.run(probe_cfg, nested=True)
+                # Named after the encoder's pretraining run, not its checkpoint path.
+                encoder = f"{method}-{child.dataset} fraction={child.fraction:g}"
+                with nested_run_name(f"linear_eval {encoder} label_fraction={fraction:g}"):
+                    probe = finished_child(probe_cfg, "linear_eval") or linear_eval.run(
+                        probe_cfg, nested=True
+                    )
                 rows.append(
                     {
                         "kind": "ssl",
@@ -220,9 +225,18 @@ def run(cfg: Config) -> dict[str, float]:
         log_figure_svg(figure(rows), "ssl_study.svg")
         log_table(rows, "ssl_study_table.json")
         headline = {}
+        ssl_rows = [r for r in rows if r["kind"] == "ssl"]
         for fraction in cfg.label_fraction_list():
-            best = max(r["test_top1"] for r in rows if r["kind"] == "ssl" and r["label_fraction"] == fraction)
-            headline[f"best_ssl_test_top1_labels_{fraction:g}"] = best
+            best = max(r["test_top1"] for r in ssl_rows if r["label_fraction"] == fraction)
+            headline[f"labels_{fraction:g}/test_top1"] = best
+        # The study's headline under the vocabulary's names: the best SSL encoder's probe with the most
+        # labels, and the best kNN monitor of its pretraining runs.
+        most = max(cfg.label_fraction_list())
+        top = max((r for r in ssl_rows if r["label_fraction"] == most), key=lambda r: r["test_top1"])
+        headline.update(test_top1=top["test_top1"], test_top5=top["test_top5"])
+        knn = [r["knn_top1"] for r in ssl_rows if r.get("knn_top1") is not None]
+        if knn:
+            headline["knn_top1"] = max(knn)
         mlflow.log_metrics(headline)
         return headline
 

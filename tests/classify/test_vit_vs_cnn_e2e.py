@@ -91,7 +91,10 @@ def test_vit_vs_cnn_parent_with_two_finished_children_and_report(isolated_mlflow
         assert row["num_parameters"] == int(child.data.params["num_parameters"])
         assert row["test_top1"] == child.data.metrics["test_top1"] and row["epochs"] == EPOCHS
         assert row["wall_time_s"] > 0 and row["train_images_per_sec"] > 0
-    assert parent.data.metrics["vit_test_top1"] == by_model["vit_d192_l25"].data.metrics["test_top1"]
+    assert parent.data.metrics["vit/test_top1"] == by_model["vit_d192_l25"].data.metrics["test_top1"]
+    # The parent's test_top1 is the model validation picks.
+    picked = max(by_model.values(), key=lambda r: r.data.metrics["best_val_top1"])
+    assert parent.data.metrics["test_top1"] == picked.data.metrics["test_top1"]
 
 
 def test_interrupted_comparison_resumes_without_retraining_the_finished_child() -> None:
@@ -132,6 +135,6 @@ def test_interrupted_comparison_resumes_without_retraining_the_finished_child() 
     vit_id = after["classify:vit_d192_l25"].info.run_id
     assert sorted(m.step for m in client.get_metric_history(vit_id, "train_loss")) == [1, 2]
     assert (
-        after["vit_vs_cnn:"].data.metrics["resnet18_test_top1"]
+        after["vit_vs_cnn:"].data.metrics["resnet18/test_top1"]
         == before["classify:resnet18"].data.metrics["test_top1"]
     )

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PYTHON, REPO
+from tests.run_checks import assert_registry_described, assert_run_reads_well
 from tests.svg_checks import legend_texts
 
 TINY_SIMCLR = {
@@ -85,6 +86,9 @@ def test_method_registers_its_champion(method, run_main):
     assert code == 0, line
     (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
     assert_pretrained_and_champion(method, run)
+    # 190 images (0.04 of synthetic's train split less validation), batch 32: 5 steps per epoch
+    assert_run_reads_well(run, "ssl", "knn_top1", epochs=2, steps_per_epoch=5)
+    assert_registry_described(f"{method}-resnet18", run.info.run_id, "knn_top1")
 
 
 # The resume path is the same for every method; what a momentum method adds (its EMA networks) is checked
@@ -165,7 +169,15 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
         "imagenet features",
         "simclr on synthetic",
     ]
-    assert {"best_ssl_test_top1_labels_0.02", "best_ssl_test_top1_labels_0.04"} <= set(parent.data.metrics)
+    # The parent's headline under the vocabulary's names: the best SSL probe per label fraction, and
+    # test_top1 = the best SSL probe with the most labels (so the runs table compares it with any run).
+    metrics = parent.data.metrics
+    assert {"labels_0.02/test_top1", "labels_0.04/test_top1", "test_top1", "knn_top1"} <= set(metrics)
+    ssl_probes = [p for p in probes if "imagenet" not in p.data.params["encoder"]]
+    best = max(p.data.metrics["test_top1"] for p in ssl_probes if p.data.params["label_fraction"] == "0.04")
+    assert metrics["test_top1"] == metrics["labels_0.04/test_top1"] == best
+    # Every run's name says what differs: all distinct, none random.
+    assert len({c.info.run_name for c in children}) == len(children)
 
 
 @pytest.mark.parametrize(
