@@ -66,5 +66,5 @@ def test_system_tools_check_names_the_missing_package(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "missing system tools (NeRF study, PostgreSQL tests): sudo apt-get install -y postgresql colmap ffmpeg"
+        "missing system tools (NeRF study, PostgreSQL and browser tests): sudo apt-get install -y postgresql colmap ffmpeg chromium"
     )

@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 NOTE_TAG = "mlflow.note.content"  # the description the MLflow UI shows and edits
-# The experiment kind under which MLflow's UI opens an experiment in its "Model training" view.
+# The experiment kind the MLflow UI's experiment-type selector shows ("custom model development"); the
+# UI's GenAI / model-training view itself is a per-browser switch (``?workflowType=machine_learning``).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 # Fields that say how a run executes or where its data lives, not what it is: left out of run names.
@@ -253,8 +254,8 @@ def _experiment_id(name: str, description: str) -> str:
 
 
 def label_experiment(experiment_id: str, description: str = "") -> None:
-    """Make the MLflow UI open the experiment in its model-training view (and describe it, if it has no
-    description yet): without the kind tag MLflow 3's UI may show it as a GenAI experiment."""
+    """Mark the experiment as model training for the MLflow UI (``mlflow.experimentKind``; otherwise the UI
+    infers a kind, GenAI included) and describe it, if it has no description yet."""
     client = MlflowClient()
     tags = client.get_experiment(experiment_id).tags
     if EXPERIMENT_KIND_TAG not in tags:

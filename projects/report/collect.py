@@ -450,6 +450,14 @@ def _study_spec(client: MlflowClient, run_id: str, workdir: Path) -> dict[str, A
         return {}
 
 
+def _short(text: str) -> str:
+    """A param as text, a number in it with 4 significant digits (a sampled ``lr=0.000329288...``)."""
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
+
+
 def tune_section(client: MlflowClient, ids: list[str], workdir: Path) -> Section:
     section = Section("tune", "Hyperparameter search: best trial of each study")
     newest: dict[str, Run] = {}
@@ -463,9 +471,9 @@ def tune_section(client: MlflowClient, ids: list[str], workdir: Path) -> Section
         spec = _study_spec(client, run.info.run_id, workdir)
         metric = spec.get("metric") or ""
         m, p = run.data.metrics, run.data.params
-        value = m.get(metric, m.get("best_value"))
+        value = m.get(metric)
         best = ", ".join(
-            f"{k.removeprefix('best.')}={v}" for k, v in sorted(p.items()) if k.startswith("best.")
+            f"{k.removeprefix('best.')}={_short(v)}" for k, v in sorted(p.items()) if k.startswith("best.")
         )
         best_trial = m.get("best_trial")
         section.runs.append(ref(run, study))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -19,6 +20,11 @@ log = logging.getLogger(__name__)
 MAX_LEGEND_TRIALS = 20
 
 
+def _labelled(axes: Any, ylabel: str) -> Any:
+    axes.set_ylabel(ylabel)
+    return axes
+
+
 def log_study_plots(study: optuna.Study, prefix: str = "plots") -> list[str]:
     """Optimization history, intermediate values (the pruned curves), parameter importances; returns the
     artifact names logged. A plot Optuna cannot draw yet (e.g. importances need 2+ complete trials) is
@@ -30,7 +36,7 @@ def log_study_plots(study: optuna.Study, prefix: str = "plots") -> list[str]:
     target = (study.metric_names or ["Objective Value"])[0]
     plots = {
         "optimization_history": lambda: vis.plot_optimization_history(study, target_name=target),
-        "intermediate_values": lambda: vis.plot_intermediate_values(study),
+        "intermediate_values": lambda: _labelled(vis.plot_intermediate_values(study), f"{target} per epoch"),
     }
     if len(complete) >= 2:
         plots["param_importances"] = lambda: vis.plot_param_importances(study, target_name=target)
