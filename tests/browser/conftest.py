@@ -25,12 +25,13 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from projects.core.errors import ConfigError
 from projects.core.server import free_port, stop_process_group, wait_healthy
 from tests.conftest import PYTHON, REPO
+from tests.run_shapes import make_run
+from tests.study_tables import ssl_study_rows
 
 TOY_ENTRY_DIR = REPO / "tests" / "tune"  # tune_toy_entry: the cheap entry point the tune tests drive
 if str(TOY_ENTRY_DIR) not in sys.path:
@@ -122,21 +123,19 @@ def _run(
     curves: dict | None = None,
     tags: dict | None = None,
 ) -> str:
-    """A FINISHED run as an entry point leaves it: name, entry-point tag, description, params, final
-    metrics at step 0 and curves ``{metric: [(step, value), ...]}``."""
-    run_id = client.create_run(experiment_id, start_time=T0 + start * 1000, run_name=name).info.run_id
-    batch = [Metric(k, float(v), T0, 0) for k, v in (metrics or {}).items()]
-    for key, points in (curves or {}).items():
-        batch += [Metric(key, float(v), T0 + step, step) for step, v in points]
-    all_tags = {ENTRY: entry, NOTE: f"{entry} run {name} (browser test store)", **(tags or {})}
-    client.log_batch(
-        run_id,
-        metrics=batch,
-        params=[Param(k, str(v)) for k, v in (params or {}).items()],
-        tags=[RunTag(k, str(v)) for k, v in all_tags.items()],
+    """A FINISHED run as an entry point leaves it, with a description."""
+    note = {NOTE: f"{entry} run {name} (browser test store)", **(tags or {})}
+    return make_run(
+        client,
+        experiment_id,
+        entry,
+        name=name,
+        start_ms=T0 + start * 1000,
+        params=params,
+        metrics=metrics,
+        curves=curves,
+        tags=note,
     )
-    client.set_terminated(run_id, "FINISHED", end_time=T0 + start * 1000 + 60_000)
-    return run_id
 
 
 def _fill_ssl(client: MlflowClient, store: Store) -> None:
@@ -173,28 +172,7 @@ def _fill_ssl(client: MlflowClient, store: Store) -> None:
         )
     client.set_registered_model_alias("simclr-resnet18", "champion", "2")
 
-    rows = []
-    for method, bonus in (("simclr", 0.0), ("byol", 1.5)):
-        for fraction, images in ((0.1, 5000), (1.0, 50000)):
-            for labels in (0.01, 1.0):
-                rows.append(
-                    {
-                        "kind": "ssl",
-                        "name": f"{method}-cifar10-{fraction:g}",
-                        "method": method,
-                        "pretrain_dataset": "cifar10",
-                        "fraction": fraction,
-                        "pretrain_images": images,
-                        "knn_top1": 40.0 + bonus,
-                        "label_fraction": labels,
-                        "test_top1": 47.25 - 20 * (1 - labels) - 5 * (1 - fraction) + bonus,
-                        "test_top5": 80.0,
-                    }
-                )
-    for labels in (0.01, 1.0):
-        rows.append(
-            {"kind": "imagenet", "name": "imagenet features", "label_fraction": labels, "test_top1": 33.33}
-        )
+    rows = ssl_study_rows(47.25, {"imagenet": 33.33})
     study = _run(
         client, ssl, "ssl_study-resnet18-cifar10", "ssl_study", start=3, metrics={"test_top1": 48.75}
     )

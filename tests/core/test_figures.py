@@ -13,6 +13,7 @@ from projects.classify.report import comparison_figure
 from projects.core.figures import decimate, log_figure_svg, svg_inline, svg_text
 from projects.ssl.figures import figure as ssl_figure
 from projects.tune.plots import log_study_plots
+from tests.study_tables import ssl_study_rows
 from tests.svg_checks import SVG, legend_texts
 
 
@@ -42,28 +43,7 @@ def test_comparison_figure_names_both_models_in_a_legend_inside_a_small_svg() ->
 
 
 def ssl_rows() -> list[dict]:
-    rows = []
-    for method in ("simclr", "byol"):
-        for fraction, images in ((0.1, 5000), (1.0, 50000)):
-            for labels in (0.01, 1.0):
-                rows.append(
-                    {
-                        "kind": "ssl",
-                        "name": f"{method}-cifar10-{fraction}",
-                        "method": method,
-                        "pretrain_dataset": "cifar10",
-                        "fraction": fraction,
-                        "pretrain_images": images,
-                        "knn_top1": 40.0,
-                        "label_fraction": labels,
-                        "test_top1": 30 + 20 * labels + 10 * fraction,
-                        "test_top5": 70.0,
-                    }
-                )
-    for kind, name in (("imagenet", "imagenet features"), ("random", "random features")):
-        for labels in (0.01, 1.0):
-            rows.append({"kind": kind, "name": name, "label_fraction": labels, "test_top1": 20 * labels + 5})
-    return rows
+    return ssl_study_rows(50.0, {"imagenet": 33.0, "random": 12.0})
 
 
 def test_ssl_figure_has_a_line_per_method_and_the_baselines_in_its_legend() -> None:

@@ -14,9 +14,11 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from PIL import Image
+
+from tests.run_shapes import make_run
+from tests.study_tables import ssl_study_rows
 
 ENTRY = "projects.entry_point"
 MAX_PAGE = 1_500_000
@@ -49,59 +51,28 @@ class Store:
         status: str = "FINISHED",
         name: str | None = None,
     ) -> str:
-        run = self.client.create_run(
-            self.experiment(experiment), start_time=T0 + start * 1000, run_name=name or f"{entry}-{start}"
+        return make_run(
+            self.client,
+            self.experiment(experiment),
+            entry,
+            name=name or f"{entry}-{start}",
+            start_ms=T0 + start * 1000,
+            params=params,
+            metrics=metrics,
+            curves=curves,
+            tags=tags,
+            status=status,
         )
-        run_id = run.info.run_id
-        batch = [Metric(k, float(v), T0, 0) for k, v in (metrics or {}).items()]
-        for key, points in (curves or {}).items():
-            batch += [Metric(key, float(value), T0, step) for step, value in points]
-        self.client.log_batch(
-            run_id,
-            metrics=batch,
-            params=[Param(k, str(v)) for k, v in (params or {}).items()],
-            tags=[RunTag(k, str(v)) for k, v in {ENTRY: entry, **(tags or {})}.items()],
-        )
-        if status != "RUNNING":
-            self.client.set_terminated(run_id, status, end_time=T0 + start * 1000 + 500)
-        return run_id
 
     def artifact(self, run_id: str, local: Path, folder: str) -> None:
         self.client.log_artifact(run_id, str(local), folder)
 
 
-def ssl_table(top: float) -> dict:
-    """``ssl_study_table.json`` rows: two methods at two pretraining sizes, two label fractions, and
-    the ImageNet / supervised baselines (missing fields: NaN, as pandas writes them)."""
-    rows = []
-    for method, bonus in (("simclr", 0.0), ("byol", 1.5)):
-        for fraction, images in ((0.1, 5000), (1.0, 50000)):
-            for labels in (0.01, 1.0):
-                rows.append(
-                    {
-                        "kind": "ssl",
-                        "name": f"{method}-cifar10-{fraction:g}",
-                        "method": method,
-                        "pretrain_dataset": "cifar10",
-                        "fraction": fraction,
-                        "pretrain_images": images,
-                        "knn_top1": 40.0 + bonus,
-                        "label_fraction": labels,
-                        "test_top1": top - 20 * (1 - labels) - 5 * (1 - fraction) + bonus,
-                        "test_top5": 80.0,
-                    }
-                )
-    for kind, name, value in (
-        ("imagenet", "imagenet features", 33.33),
-        ("supervised", "supervised from scratch", 21.5),
-    ):
-        for labels in (0.01, 1.0):
-            rows.append(
-                {"kind": kind, "name": name, "label_fraction": labels, "test_top1": value, "test_top5": 60.0}
-            )
+def ssl_table(top: float):
+    """``ssl_study_table.json`` as pandas writes it (missing fields of the baselines: NaN)."""
     import pandas as pd
 
-    return pd.DataFrame(rows)
+    return pd.DataFrame(ssl_study_rows(top, {"imagenet": 33.33, "supervised": 21.5}))
 
 
 def tiny_video(path: Path) -> Path:
