@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: system-tools install demo setup test lint mlproject server
+.PHONY: system-tools install demo setup test lint mlproject server ui dashboard report
 
-# COLMAP, ffmpeg, PostgreSQL (.ci/apt-packages.txt): installed with apt-get as root, else one line saying
-# what to run. The image studies do not need them.
+# COLMAP, ffmpeg, PostgreSQL, Chromium (.ci/apt-packages.txt): installed with apt-get as root, else one line
+# saying what to run. The image studies do not need them.
 system-tools:
 	.ci/system-tools
 
@@ -37,6 +37,19 @@ SERVER_ARGS ?=
 
 server:
 	$(BIN)/python -m projects.core.server $(SERVER_ARGS)
+
+# The MLflow UI on the embedded store, quick to start on a small machine: one worker, no GenAI job runner.
+# Open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning
+ui:
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1
+
+# optuna-dashboard on the tune studies' default journal: http://127.0.0.1:8080
+dashboard:
+	$(BIN)/optuna-dashboard studies/optuna-journal.log
+
+# One HTML page across the studies from what MLflow holds (report.html, also logged as an artifact).
+report:
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e report --experiment-name reports --env-manager local
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
