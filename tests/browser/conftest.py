@@ -32,6 +32,7 @@ from projects.core.server import free_port, stop_process_group, wait_healthy
 from tests.conftest import PYTHON, REPO
 from tests.run_shapes import make_run
 from tests.study_tables import ssl_study_rows
+from tests.tune import conftest as tune_conftest
 
 TOY_ENTRY_DIR = REPO / "tests" / "tune"  # tune_toy_entry: the cheap entry point the tune tests drive
 if str(TOY_ENTRY_DIR) not in sys.path:
@@ -54,18 +55,16 @@ NOTE = "mlflow.note.content"
 KIND = {"mlflow.experimentKind": "custom_model_development"}
 T0 = int(time.time() * 1000) - 3_600_000
 # The toy study of the real `tune` run: its objective is what optuna-dashboard must name.
-TOY_METRIC = "score"
 TOY_STUDY = {
-    "entry_point": "tune_toy_entry",
-    "objective": {"metric": TOY_METRIC, "direction": "maximize"},
-    "pruner": {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 1},
-    "sampler": {"type": "random"},
+    **tune_conftest.TOY_STUDY,
     "base": {"epochs": 2},
+    # x < 0.6: no trial in the toy entry's bad region (from 0.7), so none is pruned
     "search_space": {
+        **tune_conftest.TOY_STUDY["search_space"],
         "x": {"type": "float", "low": 0.0, "high": 0.6},
-        "y": {"type": "float", "low": 0.0, "high": 1.0},
     },
 }
+TOY_METRIC = TOY_STUDY["objective"]["metric"]
 TOY_TRIALS = 3
 
 
