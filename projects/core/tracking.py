@@ -234,7 +234,11 @@ def entry_description(entry_point: str) -> str:
     """The first paragraph of the entry point's module docstring: what the run is and its protocol."""
     from projects.entrypoints import ENTRY_POINTS
 
-    module = sys.modules.get(ENTRY_POINTS.get(entry_point, ""))
+    name = ENTRY_POINTS.get(entry_point, "")
+    main = sys.modules["__main__"]
+    # ``python -m <entry>`` (and so ``mlflow run``) runs the entry's module as ``__main__``
+    main_name = getattr(getattr(main, "__spec__", None), "name", None)
+    module = main if main_name == name else sys.modules.get(name)
     doc = (module.__doc__ or "") if module else ""
     return " ".join(doc.split("\n\n")[0].replace("``", "`").split())
 

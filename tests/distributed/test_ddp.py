@@ -73,6 +73,8 @@ def test_classify_on_two_processes_through_mlflow_run_is_killed_and_resumes_into
     assert resumed.info.run_id == run.info.run_id
     resumed = wait_status(run.info.run_id, "FINISHED")
     assert resumed.data.tags["distributed.world_size"] == "2" and resumed.data.params["nproc_per_node"] == "2"
+    # Described by the entry's protocol (its module docstring, also when it runs as ``python -m``).
+    assert resumed.data.tags["mlflow.note.content"].startswith("`classify`: train one model by name")
     assert_continuous_curves(run.info.run_id, epochs=3)
     client = MlflowClient()
     (version,) = client.search_model_versions("name = 'classify-resnet18'")
