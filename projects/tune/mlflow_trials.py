@@ -131,6 +131,8 @@ def standin_child_run(
             MLFLOW_PARENT_RUN_ID: parent_run_id,
             MLFLOW_RUN_NAME: trial_run_name(trial.number, params),
             "error": error[:4000],
+            "mlflow.note.content": f"Trial {trial.number} of study {study_name} failed before its run "
+            f"started: {error[:1000]}",
             **trial_tags(study_name, trial),
         },
     )

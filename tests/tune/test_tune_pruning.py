@@ -130,3 +130,8 @@ def test_trial_failing_before_its_run_still_gets_a_failed_child_run(write_study)
     assert failed and all("x must be in [0, 1]" in t.user_attrs["error"] for t in failed)
     (parent,) = parent_run("toy")
     assert_trials_match_runs(study, parent.info.run_id, 6)
+    # Its stand-in run says why, like every run's description.
+    for trial in failed:
+        run = MlflowClient().get_run(trial.user_attrs["mlflow_run_id"])
+        note = run.data.tags["mlflow.note.content"]
+        assert "failed before its run started" in note and "x must be in [0, 1]" in note
