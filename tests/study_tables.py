@@ -3,11 +3,7 @@ store or draw the study's figure without running the study."""
 
 from __future__ import annotations
 
-BASELINE_NAMES = {
-    "imagenet": "imagenet features",
-    "supervised": "supervised from scratch",
-    "random": "random features",
-}
+from projects.ssl.figures import BASELINE_NAMES
 
 
 def ssl_study_rows(top: float, baselines: dict[str, float]) -> list[dict]:

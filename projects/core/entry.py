@@ -47,11 +47,10 @@ def _name_launcher_run(config: Any) -> None:
         return
     from mlflow.tracking import MlflowClient
 
-    from projects.core.tracking import default_run_name, label_experiment, study_experiment
+    from projects.core.tracking import default_run_name, label_experiment, main_module_name, study_experiment
     from projects.entrypoints import ENTRY_POINTS
 
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    module = spec.name if spec else ""
+    module = main_module_name()
     entry = next((name for name, path in ENTRY_POINTS.items() if path == module), None)
     if entry is None:
         return

@@ -170,13 +170,17 @@ def nested_run_name(name: str) -> Iterator[None]:
         _NESTED_RUN_NAME.reset(token)
 
 
+def main_module_name() -> str | None:
+    """The importable name of the module this process runs as ``__main__`` (``python -m <entry>``, and so
+    ``mlflow run`` and ``torchrun -m``), or None for a script or an interpreter."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return spec.name if spec else None
+
+
 def _module_name(obj: Any) -> str:
-    """The importable name of ``obj``'s module (``python -m`` runs it as ``__main__``)."""
+    """The importable name of ``obj``'s module."""
     name = type(obj).__module__
-    if name == "__main__":
-        spec = getattr(sys.modules["__main__"], "__spec__", None)
-        name = spec.name if spec else name
-    return name
+    return (main_module_name() or name) if name == "__main__" else name
 
 
 def study_experiment(module: str) -> tuple[str, str] | None:
@@ -193,11 +197,10 @@ def study_experiment(module: str) -> tuple[str, str] | None:
 
 
 def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
+    """A parameter's value in a run name: short, password-free, a path by its last parts."""
     if isinstance(value, float):
         return f"{value:g}"
-    text = redact(str(value))
+    text = _param_text(value)
     if "/" in text and not text.startswith("models:/"):
         # a path: its last two parts say which (``<run id>/last.pt``), each cut short
         text = "/".join(p if len(p) <= 12 else p[:11] + "~" for p in text.rstrip("/").split("/")[-2:])
@@ -235,10 +238,7 @@ def entry_description(entry_point: str) -> str:
     from projects.entrypoints import ENTRY_POINTS
 
     name = ENTRY_POINTS.get(entry_point, "")
-    main = sys.modules["__main__"]
-    # ``python -m <entry>`` (and so ``mlflow run``) runs the entry's module as ``__main__``
-    main_name = getattr(getattr(main, "__spec__", None), "name", None)
-    module = main if main_name == name else sys.modules.get(name)
+    module = sys.modules["__main__"] if main_module_name() == name else sys.modules.get(name)
     doc = (module.__doc__ or "") if module else ""
     return " ".join(doc.split("\n\n")[0].replace("``", "`").split())
 

@@ -20,22 +20,19 @@ from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import mlflow
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
 from projects.core.errors import ConfigError
 from projects.core.figures import svg_inline
 from projects.core.tracking import ENTRY_POINT_TAG
+from projects.ssl.figures import BASELINE_NAMES
 
 log = logging.getLogger(__name__)
 
 FRAME_WIDTH = 480  # px: the NeRF frames are thumbnails, the page stays small
 NO_RUNS = "no runs yet"
-BASELINE_NAMES = {
-    "supervised": "supervised from scratch",
-    "imagenet": "imagenet features",
-    "random": "random features",
-}
 
 
 @dataclass
@@ -99,25 +96,19 @@ def experiment_ids(client: MlflowClient, names: list[str]) -> list[str]:
     return [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
 
 
-def search(client: MlflowClient, ids: list[str], filter_string: str) -> list[Run]:
-    """Every run matching the filter in these experiments, newest first."""
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            ids, filter_string, max_results=1000, order_by=["attributes.start_time DESC"], page_token=token
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+def search(ids: list[str], filter_string: str) -> list[Run]:
+    """Every run matching the filter in these experiments, newest first (MLflow pages through them)."""
+    return mlflow.search_runs(
+        experiment_ids=ids,
+        filter_string=filter_string,
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
 
 
 def finished(client: MlflowClient, ids: list[str], entry_point: str) -> list[Run]:
     """The FINISHED runs of one entry point, newest first."""
-    return search(
-        client, ids, f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}' and attributes.status = 'FINISHED'"
-    )
+    return search(ids, f"tags.`{ENTRY_POINT_TAG}` = '{entry_point}' and attributes.status = 'FINISHED'")
 
 
 def download(client: MlflowClient, run_id: str, path: str, workdir: Path) -> Path:

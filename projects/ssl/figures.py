@@ -12,6 +12,13 @@ from matplotlib.figure import Figure
 
 from projects.core.figures import count_ticks, legend_below, new_figure
 
+# Each baseline's name in the study's table, figure legend and the report.
+BASELINE_NAMES = {
+    "imagenet": "imagenet features",
+    "random": "random features",
+    "supervised": "supervised from scratch",
+}
+
 
 def _labels(fraction: float) -> str:
     return f"{100 * fraction:g}% labels"

@@ -24,11 +24,11 @@ from projects.core.figures import log_figure_svg
 from projects.core.loop import DEVICES, PRECISIONS
 from projects.core.tracking import checkpoint_dir, finished_child, log_table, nested_run_name, tracked_run
 from projects.ssl import linear_eval, supervised
-from projects.ssl.figures import figure
+from projects.ssl.figures import BASELINE_NAMES, figure
 from projects.ssl.methods import method_module, method_names
 
 log = logging.getLogger(__name__)
-BASELINES = ("imagenet", "random", "supervised")
+BASELINES = tuple(BASELINE_NAMES)
 
 
 def _split(text: str) -> list[str]:
@@ -178,11 +178,6 @@ def _baseline(cfg: Config, baseline: str, fraction: float) -> dict[str, Any] | N
 
 def run(cfg: Config) -> dict[str, float]:
     rows: list[dict[str, Any]] = []
-    names = {
-        "supervised": "supervised from scratch",
-        "imagenet": "imagenet features",
-        "random": "random features",
-    }
     with tracked_run(cfg, "ssl_study", checkpointed=False):
         for method, child in cfg.pretrain_configs():
             pre = finished_child(child, method) or method_module(method).run(child, nested=True)
@@ -216,7 +211,7 @@ def run(cfg: Config) -> dict[str, float]:
                     rows.append(
                         {
                             "kind": baseline,
-                            "name": names[baseline],
+                            "name": BASELINE_NAMES[baseline],
                             "label_fraction": fraction,
                             "test_top1": result["test_top1"],
                             "test_top5": result["test_top5"],
