@@ -20,7 +20,7 @@ install:
 # A real tracked SimCLR job that needs no network: synthetic data, a few epochs, embedded MLflow store.
 demo:
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/mlflow run . -e simclr --experiment-name ssl --env-manager local \
-		-P dataset=synthetic -P fraction=0.2 -P epochs=3 -P batch_size=128 -P knn_bank=1000 -P warmup_epochs=0
+		-P dataset=synthetic -P fraction=0.2 -P epochs=3 -P batch_size=128 -P monitor_bank=1000 -P warmup_fraction=0
 
 setup: system-tools install demo
 

@@ -45,7 +45,7 @@ def worker(args: argparse.Namespace) -> None:
             "batch_size": per_process,
             "epochs": 2,
             "fraction": fraction,
-            "warmup_epochs": 0,
+            "warmup_fraction": 0,
             "num_workers": 0,
             "precision": "fp32" if not torch.cuda.is_available() else "auto",
         },

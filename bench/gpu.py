@@ -255,12 +255,12 @@ def synthetic_pipelines(
     rows = []
     for seed in seeds:
         for augment, mode in (("batched", "device"), ("albumentations", "workers")):
-            params = {"dataset": "synthetic", "epochs": epochs, "seed": seed, "knn_bank": 2000}
+            params = {"dataset": "synthetic", "epochs": epochs, "seed": seed, "monitor_bank": 2000}
             params |= {"augment": augment, "pipeline": mode, "num_workers": workers, **(overrides or {})}
-            encoder, seconds, knn = simclr_recipe.train_ours(params, device)
+            encoder, seconds, curve = simclr_recipe.train_ours(params, device)
             top1 = simclr_recipe.probe(encoder, train, test, mean, std, device)
             row = {"bench": "synthetic-pipelines", "augment": augment, "seed": seed, "probe_top1": top1}
-            rows.append({**row, "train_s": seconds, "knn": knn})
+            rows.append({**row, "train_s": seconds, "monitor_curve": curve})
             emit(out, rows[-1])
     return rows
 
@@ -299,7 +299,7 @@ def main() -> None:
             ablation_seeds=[0] if smoke else [0, 1],
             workers=2 if smoke else 8,
             fraction=0.07 if smoke else 1.0,
-            overrides={"knn_bank": 100, "val_fraction": 0.02} if smoke else None,
+            overrides={"monitor_bank": 100, "val_fraction": 0.02} if smoke else None,
             probe_images=200 if smoke else None,
             out=args.out,
         )
@@ -322,7 +322,7 @@ def main() -> None:
                 emit(args.out, all_rows[-1])
 
     if "synthetic" in args.parts:
-        smoke_sizes = {"fraction": 0.06, "knn_bank": 100, "val_fraction": 0.02}
+        smoke_sizes = {"fraction": 0.06, "monitor_bank": 100, "val_fraction": 0.02}
         overrides = smoke_sizes if smoke else json.loads(args.synthetic_overrides)
         rows = synthetic_pipelines(
             1 if smoke else args.synthetic_epochs,

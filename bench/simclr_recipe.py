@@ -1,8 +1,9 @@
 """SimCLR on real photographs at a short budget (not a test): our recipe (defaults, and variants of it)
 vs lightly's CIFAR-10 benchmark recipe vs a random-init encoder, on the same images, split and epochs.
 
-Every encoder is judged by the same probe: a logistic regression (scikit-learn, standardised features)
-on the frozen encoder's features of all labelled training images, scored on the test split. Ours is
+Every encoder is judged by the same probe: a logistic regression (scikit-learn, standardised features,
+the L2 penalty of ``linear_eval`` and the probe monitor) on the frozen encoder's features of all labelled
+training images, scored on the test split. Ours is
 trained by the very code of ``mlflow run . -e simclr`` (``pretrain.build`` + ``create_trainer``)
 without the MLflow callbacks; its kNN monitor runs every epoch as in a real run.
 
@@ -38,6 +39,7 @@ from projects.core.data import (  # noqa: E402
     stratified_fraction,
 )
 from projects.core.datasets import get_dataset  # noqa: E402
+from projects.core.evaluate import PROBE_WEIGHT_DECAY  # noqa: E402
 from projects.core.loop import resolve_device  # noqa: E402
 from projects.core.models import create_model  # noqa: E402
 from projects.core.trainer_factory import create_trainer  # noqa: E402
@@ -48,12 +50,12 @@ from projects.ssl.pretrain import build  # noqa: E402
 # jitter 1.0, MLP head, temperature 0.5). "lightly_like" takes lightly's optimiser, jitter and head.
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "warmup1": {"warmup_epochs": 1},
+    "warmup1": {"warmup_fraction": 0.067},
     "lightly_like": {
         "optimizer": "sgd",
         "lr": 0.12,
         "weight_decay": 5e-4,
-        "warmup_epochs": 0,
+        "warmup_fraction": 0,
         "color_jitter": 0.5,
         "head": "mlp_bn",
     },
@@ -61,7 +63,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "optimizer": "sgd",
         "lr": 0.12,
         "weight_decay": 5e-4,
-        "warmup_epochs": 0,
+        "warmup_fraction": 0,
         "color_jitter": 1.0,
         "head": "mlp_bn",
     },
@@ -69,7 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "optimizer": "sgd",
         "lr": 0.12,
         "weight_decay": 5e-4,
-        "warmup_epochs": 0,
+        "warmup_fraction": 0,
         "color_jitter": 0.5,
         "head": "mlp",
     },
@@ -77,7 +79,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "optimizer": "sgd",
         "lr": 0.12,
         "weight_decay": 5e-4,
-        "warmup_epochs": 0,
+        "warmup_fraction": 0,
         "color_jitter": 0.5,
         "head": "mlp_bn",
         "temperature": 0.2,
@@ -99,12 +101,14 @@ def encoder_features(encoder: nn.Module, data: ImageArrays, mean, std, device: t
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float:
-    """Test top-1 (%) of a logistic regression on standardised frozen features."""
+    """Test top-1 (%) of a logistic regression on standardised frozen features (scikit-learn), with the
+    L2 penalty of the project's probe (``PROBE_WEIGHT_DECAY`` in mean-loss form: C = 1 / (wd n))."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(train_x)
-    clf = LogisticRegression(max_iter=2000).fit(scaler.transform(train_x), train_y)
+    c = 1.0 / (PROBE_WEIGHT_DECAY * len(train_x))
+    clf = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(train_x), train_y)
     return 100.0 * float((clf.predict(scaler.transform(test_x)) == test_y).mean())
 
 
@@ -126,13 +130,23 @@ def train_ours(params: dict[str, Any], device: torch.device) -> tuple[nn.Module,
     trainer.fit()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return setup.model.encoder, time.perf_counter() - start, [h["knn_top1"] for h in trainer.history]
+    return (
+        setup.model.encoder,
+        time.perf_counter() - start,
+        [h[setup.monitor.metric] for h in trainer.history],
+    )
 
 
 def train_lightly(
-    pretrain: ImageArrays, epochs: int, batch_size: int, seed: int, workers: int, device: torch.device
+    pretrain: ImageArrays,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    device: torch.device,
+    stem: str = "cifar",
 ) -> tuple[nn.Module, float]:
-    """lightly's CIFAR-10 benchmark recipe on ``pretrain`` with our ResNet-18 (CIFAR stem)."""
+    """lightly's CIFAR-10 benchmark recipe on ``pretrain`` with our ResNet-18 (CIFAR stem by default)."""
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
     from lightly.transforms import SimCLRTransform
@@ -158,7 +172,7 @@ def train_lightly(
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(seed),
     )
-    backbone = create_model("resnet18", num_classes=0, stem="cifar")
+    backbone = create_model("resnet18", num_classes=0, stem=stem)
     model = nn.Sequential(backbone, SimCLRProjectionHead(512, 512, 128)).to(device)
     criterion = NTXentLoss()
     optimizer = torch.optim.SGD(
@@ -234,10 +248,16 @@ def compare(
         emit(out, rows[-1])
         ablation = ablation_seeds is None or seed in ablation_seeds
         for name in [v for v in variants if v == "defaults" or ablation]:
-            encoder, seconds, knn = train_ours({**base, **VARIANTS[name], "seed": seed}, device)
+            encoder, seconds, curve = train_ours({**base, **VARIANTS[name], "seed": seed}, device)
             top1 = probe(encoder, train, test, mean, std, device)
             rows.append(
-                {"recipe": f"ours:{name}", "seed": seed, "probe_top1": top1, "train_s": seconds, "knn": knn}
+                {
+                    "recipe": f"ours:{name}",
+                    "seed": seed,
+                    "probe_top1": top1,
+                    "train_s": seconds,
+                    "monitor_curve": curve,
+                }
             )
             emit(out, rows[-1])
         if lightly:

@@ -69,7 +69,7 @@ def config(batch: int, steps: int, epochs: int, workers: int, **extra) -> Config
     # fraction chosen so that the pretraining split holds exactly steps x batch images (+ < 1 batch)
     fraction = min(1.0, (steps * batch + batch // 2) / 4500)
     values = {"dataset": "synthetic", "batch_size": batch, "epochs": epochs, "num_workers": workers}
-    return from_dict(Config, {**values, "fraction": fraction, "warmup_epochs": 0, **extra})
+    return from_dict(Config, {**values, "fraction": fraction, "warmup_fraction": 0, **extra})
 
 
 def compute_only(batch: int, steps: int, precision: str) -> float:

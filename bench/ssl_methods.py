@@ -53,7 +53,11 @@ def train(method: str, params: dict[str, Any], device: torch.device):
     trainer.fit()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return setup.model.encoder, time.perf_counter() - start, [h["knn_top1"] for h in trainer.history]
+    return (
+        setup.model.encoder,
+        time.perf_counter() - start,
+        [h[setup.monitor.metric] for h in trainer.history],
+    )
 
 
 def probes(encoder, train: ImageArrays, test: ImageArrays, label_fractions: list[float], seed: int, device):
@@ -108,10 +112,17 @@ def main() -> None:
         rows.append({"recipe": "random", "seed": seed, **scores, **overrides})
         emit(args.out, rows[-1])
         for method in args.methods:
-            encoder, seconds, knn = train(method, {**base, "seed": seed}, device)
+            encoder, seconds, curve = train(method, {**base, "seed": seed}, device)
             scores = probes(encoder, train_set, test_set, args.label_fractions, seed, device)
             rows.append(
-                {"recipe": method, "seed": seed, **scores, "train_s": seconds, "knn": knn, **overrides}
+                {
+                    "recipe": method,
+                    "seed": seed,
+                    **scores,
+                    "train_s": seconds,
+                    "monitor_curve": curve,
+                    **overrides,
+                }
             )
             emit(args.out, rows[-1])
     print(summarize(rows))

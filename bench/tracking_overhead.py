@@ -38,8 +38,8 @@ DEMO = {
     "fraction": "0.2",
     "epochs": "3",
     "batch_size": "128",
-    "knn_bank": "1000",
-    "warmup_epochs": "0",
+    "monitor_bank": "1000",
+    "warmup_fraction": "0",
 }
 
 

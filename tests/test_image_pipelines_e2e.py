@@ -23,7 +23,7 @@ MODULES = {
     "supervised": "projects.ssl.supervised",
 }
 ENTRIES = {
-    "simclr": {**TINY, "knn_bank": "50", "fraction": "0.02"},
+    "simclr": {**TINY, "monitor_bank": "50", "fraction": "0.02"},
     "classify": {**LABELLED, "model": "resnet18", "cutmix_prob": "0.5"},
     "finetune": {**LABELLED, "encoder": "random"},
     "supervised": LABELLED,

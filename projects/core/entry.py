@@ -97,6 +97,7 @@ def main(config_cls: type[C], run: Callable[[C], Any], argv: Sequence[str] | Non
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         with signals.handled(), guardian.enabled():
+            guardian.follow_launcher()
             config = parse_args(config_cls, argv)
             _relaunch_under_torchrun(config, argv)
             _name_launcher_run(config)

@@ -1,4 +1,4 @@
-"""Evaluation shared by the studies: top-k accuracy, validation pass, features, kNN accuracy."""
+"""Evaluation shared by the studies: top-k accuracy, validation pass, features, kNN accuracy, linear probe."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The linear probe's L2 penalty on standardised features (mean-loss form), chosen on validation images:
+# README, "Which number to select on".
+PROBE_WEIGHT_DECAY = 0.03
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
@@ -80,3 +84,45 @@ def _knn_accuracy(train_feats, train_labels, test_feats, test_labels, k, tempera
         votes = torch.zeros(len(idx), num_classes).scatter_add_(1, train_labels[idx], weights)
         correct += int((votes.argmax(1) == test_labels[i : i + chunk]).sum())
     return 100.0 * correct / max(1, len(test))
+
+
+def logistic_probe_accuracy(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_feats: torch.Tensor,
+    test_labels: torch.Tensor,
+    weight_decay: float = PROBE_WEIGHT_DECAY,
+    max_iter: int = 100,
+) -> float:
+    """Top-1 (%) of a multinomial logistic regression on standardised features: the linear probe.
+
+    The objective is the mean cross-entropy plus ``weight_decay / 2 * ||W||^2``, the bias not penalised
+    (scikit-learn's ``LogisticRegression(C=1 / (weight_decay * n))``, the benchmarks' offline probe),
+    fitted full-batch by L-BFGS with a strong-Wolfe line search, in float32 on the features' device.
+    Features are standardised with the training features' mean and std, so one ``weight_decay`` suits
+    every encoder's feature scale.
+    """
+    with torch.autocast(train_feats.device.type, enabled=False), torch.enable_grad():
+        x = train_feats.float()
+        mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+        x = (x - mean) / std
+        y = train_labels.to(x.device).long()
+        num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+        weight = torch.zeros(x.shape[1], num_classes, device=x.device, requires_grad=True)
+        bias = torch.zeros(num_classes, device=x.device, requires_grad=True)
+        optimizer = torch.optim.LBFGS(
+            [weight, bias], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+        )
+        scale = weight_decay / 2
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(x @ weight + bias, y) + scale * weight.square().sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            logits = ((test_feats.float().to(x.device) - mean) / std) @ weight + bias
+            correct = (logits.argmax(1).cpu() == test_labels.cpu()).sum()
+    return 100.0 * float(correct) / max(1, len(test_labels))

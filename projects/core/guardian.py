@@ -14,6 +14,9 @@ tracked run starts a guardian (:func:`start_guardian`) in its own session, which
 - while the process lives, refreshes the run's ``projects.heartbeat`` tag every ``HEARTBEAT_S`` seconds,
   which tells another machine that the run is alive.
 
+Inside the run's process, :func:`follow_launcher` stops it gracefully when its ``mlflow run`` launcher
+dies first (a SIGTERM, SIGINT or SIGHUP sent to the launcher alone).
+
 It only touches the run while the run is still owned by the process it watches (``projects.owner``), so
 a run resumed by a new process in the meantime is left alone. ``python -m projects.core.guardian`` is the
 process; it imports MLflow only when it has something to write.
@@ -24,8 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +87,33 @@ def launcher_pid() -> int | None:
         if pid <= 1:
             return None
     return None
+
+
+def follow_launcher() -> int | None:
+    """Stop this process as SIGTERM would when the ``mlflow run`` launcher that started it dies first.
+
+    A ``kill <pid>`` of the launcher, a container stop (SIGTERM to PID 1) or a supervisor that signals
+    only the main process ends the launcher but not its command, which would train on orphaned and
+    register a model. A daemon thread waits on the launcher's pidfd and, when it is gone, sends this
+    process SIGTERM: the graceful stop (checkpoint, KILLED, exit 143). Returns the launcher's pid.
+    """
+    launcher = launcher_pid()
+    if launcher is None or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        fd = os.pidfd_open(launcher)
+    except ProcessLookupError:
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+            os.close(fd)
+        print(f"the mlflow run launcher (pid {launcher}) is gone: stopping as on SIGTERM", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="follow-launcher", daemon=True).start()
+    return launcher
 
 
 _enabled = False

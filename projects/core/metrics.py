@@ -49,9 +49,19 @@ VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef("val_loss", "epoch", "loss on the held-out validation split", CLASSIFIERS),
     MetricDef("val_top1", "epoch", "top-1 accuracy on the validation split", CLASSIFIERS),
     MetricDef("val_top5", "epoch", "top-5 accuracy on the validation split", CLASSIFIERS),
-    MetricDef("knn_top1", "epoch", "kNN (k=20, cosine) top-1 of the encoder on the validation split", SSL),
+    MetricDef(
+        "probe_top1",
+        "epoch",
+        "linear-probe top-1 of the frozen encoder on the validation split (monitor=probe, the default)",
+        SSL,
+    ),
+    MetricDef(
+        "knn_top1", "epoch", "kNN (knn_k=20, cosine) top-1 of the encoder on the validation split", SSL
+    ),
+    MetricDef("monitor_time_s", "epoch", "seconds of the epoch's monitor pass (features + fit)", SSL),
     MetricDef("best_val_top1", "final", "best val_top1 over the epochs (the kept checkpoint)", CLASSIFIERS),
-    MetricDef("best_knn_top1", "final", "best knn_top1 over the epochs", SSL),
+    MetricDef("best_probe_top1", "final", "best probe_top1 over the epochs (the kept checkpoint)", SSL),
+    MetricDef("best_knn_top1", "final", "best knn_top1 over the epochs (monitor=knn)", SSL),
     MetricDef("test_top1", "final", "top-1 accuracy on the test split", f"{CLASSIFIERS}, {PARENTS}"),
     MetricDef("test_top5", "final", "top-5 accuracy on the test split", f"{CLASSIFIERS}, {PARENTS}"),
     MetricDef("test_loss", "final", "loss on the test split", CLASSIFIERS),
@@ -86,8 +96,17 @@ VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef("best_trial", "final", "number of the study's best trial", "tune"),
 )
 
-# Parents also log the study's objective under its own name (e.g. ``knn_top1`` of tune's best trial).
-PARENT_HEADLINES = ("test_top1", "test_top5", "val_top1", "knn_top1", "best_val_top1", "best_knn_top1")
+# Parents also log the study's objective under its own name (e.g. ``probe_top1`` of tune's best trial).
+PARENT_HEADLINES = (
+    "test_top1",
+    "test_top5",
+    "val_top1",
+    "probe_top1",
+    "knn_top1",
+    "best_val_top1",
+    "best_probe_top1",
+    "best_knn_top1",
+)
 
 
 def lookup(key: str) -> MetricDef | None:

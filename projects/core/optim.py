@@ -19,11 +19,13 @@ def create_optimizer(
 
 
 def create_scheduler(
-    optimizer: Optimizer, epochs: int, steps_per_epoch: int, warmup_epochs: float, min_lr_ratio: float = 0.0
+    optimizer: Optimizer, epochs: int, steps_per_epoch: int, warmup_fraction: float, min_lr_ratio: float = 0.0
 ) -> CosineLRScheduler:
-    """Linear warmup then cosine decay, updated every step (``scheduler.step_update(global_step)``)."""
+    """Linear warmup over ``warmup_fraction`` of the run's steps, then cosine decay, updated every step
+    (``scheduler.step_update(global_step)``). A share, not a number of epochs: a short run is not mostly
+    warmup."""
     total = max(1, epochs * steps_per_epoch)
-    warmup = min(int(warmup_epochs * steps_per_epoch), total - 1)
+    warmup = min(round(warmup_fraction * total), total - 1)
     base_lr = optimizer.param_groups[0]["lr"]
     return CosineLRScheduler(
         optimizer,

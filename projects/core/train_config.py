@@ -30,7 +30,7 @@ class TrainConfig:
     lr: float = param(1e-3, "peak learning rate (after warmup)")
     weight_decay: float = param(0.05, "decoupled weight decay (AdamW) or L2 (SGD/LARS)")
     momentum: float = param(0.9, "momentum for sgd/lars")
-    warmup_epochs: float = param(5.0, "linear warmup epochs before cosine decay")
+    warmup_fraction: float = param(0.05, "share of the run's steps in linear warmup before cosine decay")
     seed: int = param(0, "random seed (data subset, init, shuffling)")
     device: str = param("auto", "auto picks cuda when available", DEVICES)
     precision: str = param(
@@ -65,7 +65,7 @@ class TrainConfig:
         check_positive(self, "epochs", "batch_size", "lr")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        check(self.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        check(0 <= self.warmup_fraction < 1, f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         check(self.num_workers >= 0, f"num_workers must be >= 0, got {self.num_workers}")
         check(
             self.device != "cuda" or torch.cuda.is_available(),

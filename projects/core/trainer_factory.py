@@ -51,7 +51,7 @@ def create_trainer(
     if resolve_compile(cfg.compile, device):
         model.compile()
     optimizer = create_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_epochs)
+    scheduler = create_scheduler(optimizer, cfg.epochs, len(train_loader), cfg.warmup_fraction)
     return Trainer(
         model,
         optimizer,

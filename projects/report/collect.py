@@ -185,7 +185,7 @@ def ssl_rows_from_probes(client: MlflowClient, ids: list[str]) -> tuple[list[dic
                 "pretrain_dataset": pre.data.params.get("dataset"),
                 "fraction": float(pre.data.params.get("fraction", 1.0)),
                 "pretrain_images": int(pre.data.metrics["pretrain_images"]),
-                "knn_top1": pre.data.metrics.get("knn_top1"),
+                **_monitor_of(pre),
                 **common,
             }
         )
@@ -208,6 +208,15 @@ def ssl_rows_from_probes(client: MlflowClient, ids: list[str]) -> tuple[list[dic
     return rows, used
 
 
+def _monitor_of(pre: Any) -> dict[str, Any]:
+    """The pretraining run's monitor metric and its final value (runs from before ``monitor`` existed
+    logged ``knn_top1``)."""
+    from projects.ssl.monitors import monitor_metric
+
+    metric = monitor_metric(pre.data.params.get("monitor", "knn"))
+    return {"monitor": metric, "monitor_value": pre.data.metrics.get(metric)}
+
+
 def ssl_table(rows: list[dict[str, Any]]) -> Table:
     ordered = sorted(
         rows,
@@ -224,7 +233,7 @@ def ssl_table(rows: list[dict[str, Any]]) -> Table:
             "encoder",
             "pretraining data",
             "pretraining images",
-            "kNN top-1 (%)",
+            "monitor, final (%)",
             "probe test top-1 (%)",
             "probe test top-5 (%)",
         ],
@@ -234,7 +243,7 @@ def ssl_table(rows: list[dict[str, Any]]) -> Table:
                 r.get("method") if r["kind"] == "ssl" else r.get("name"),
                 f"{r['pretrain_dataset']} ({_labels(r['fraction'])})" if r["kind"] == "ssl" else None,
                 int(r["pretrain_images"]) if r.get("pretrain_images") is not None else None,
-                r.get("knn_top1"),
+                f"{r['monitor']} {r['monitor_value']:.1f}" if r.get("monitor_value") is not None else None,
                 r.get("test_top1"),
                 r.get("test_top5"),
             ]

@@ -1,7 +1,10 @@
 """``linear_eval``: the linear classification protocol with a frozen encoder.
 
-Features of the (un-augmented) train and test images are computed once; a linear classifier is then
-trained on them, which takes seconds per epoch. Top-1/top-5 on the test split are the result.
+Features of the (un-augmented) train and test images are computed once and standardised; a linear
+classifier is then trained on them, which takes seconds per epoch. Top-1/top-5 on the test split are the
+result. The classifier minimises the same objective as the probe monitor and the benchmarks' offline probe
+(:func:`projects.core.evaluate.logistic_probe_accuracy`: cross-entropy plus an L2 penalty, Adam's coupled
+weight decay), so the three give the same figure on the same features.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from projects.core.data import (
 )
 from projects.core.datasets import dataset_names, get_dataset, resolve_image_size
 from projects.core.entry import main
-from projects.core.evaluate import extract_features, validate
+from projects.core.evaluate import PROBE_WEIGHT_DECAY, extract_features, validate
 from projects.core.fit import fit_in_run
 from projects.core.loop import Callback, autocast, make_loader, resolve_device
+from projects.core.optim import OPTIMIZERS
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.train_config import TrainConfig
 from projects.core.transforms import ImageOnly, eval_transform
@@ -50,9 +54,15 @@ class Config(EncoderParams, TrainConfig):
     val_fraction: float = param(0.1, "share of the training split held out for per-epoch validation")
     epochs: int = param(100, "epochs of the linear classifier")
     batch_size: int = param(256, "feature vectors per step")
+    optimizer: str = param(
+        "adam", "optimiser (timm's factory); adam's weight decay is an L2 penalty", OPTIMIZERS
+    )
     lr: float = param(1e-3, "peak learning rate")
-    weight_decay: float = param(0.0, "weight decay of the linear classifier")
-    warmup_epochs: float = param(0.0, "warmup epochs")
+    weight_decay: float = param(
+        PROBE_WEIGHT_DECAY,
+        "L2 penalty of the classifier on standardised features, as in the probe monitor and the benchmarks",
+    )
+    warmup_fraction: float = param(0.0, "share of the steps in linear warmup")
     register: bool = param(False, "register encoder + linear head as a classifier")
 
     def __post_init__(self) -> None:

@@ -1,12 +1,13 @@
-"""SSL pretraining of any method (:mod:`projects.ssl.methods`): data, views, encoder, kNN monitor, and the
-tracked run around them.
+"""SSL pretraining of any method (:mod:`projects.ssl.methods`): data, views, encoder, quality monitor, and
+the tracked run around them.
 
 For each batch of N images: two augmented views (2N), the method's loss, one optimiser step, then the
-momentum update of methods that have one. After each epoch, a weighted kNN classifier on the encoder's
-features (bank: labelled training images, queries: a held-out validation split, never pretrained on)
-gives ``knn_top1``, the value to watch and to prune on. The encoder is registered as
-``<method>-<arch>``; ``champion`` follows ``knn_top1``. :func:`build` is the recipe without tracking
-(benchmarks train it bare); :func:`pretrain` runs it inside an MLflow run.
+momentum update of methods that have one. After each epoch the monitor (:mod:`projects.ssl.monitors`;
+by default a logistic-regression probe fitted on the frozen features of labelled training images and
+scored on a held-out validation split, never pretrained on) gives ``probe_top1``, the value that
+``best.pt``, pruning and the registry's ``champion`` follow. The encoder is registered as
+``<method>-<arch>``. :func:`build` is the recipe without tracking (benchmarks train it bare);
+:func:`pretrain` runs it inside an MLflow run.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from projects.core.batch_augment import Normalize, ViewAugment
 from projects.core.config import check
 from projects.core.data import ImageArrays, load_split, split_train_val, stratified_fraction
 from projects.core.datasets import get_dataset
-from projects.core.evaluate import extract_features, knn_accuracy
 from projects.core.fit import fit_in_run
 from projects.core.loop import BatchTransform, Callback, resolve_device
 from projects.core.models import create_model
 from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.transforms import ImageOnly, eval_transform
-from projects.ssl.methods.base import MomentumMethod, MomentumUpdate, SSLConfig, SSLMethod
+from projects.ssl.methods.base import MONITOR_OFF, MomentumMethod, MomentumUpdate, SSLConfig, SSLMethod
+from projects.ssl.monitors import get_monitor
+from projects.ssl.monitors.base import Monitor
 from projects.ssl.views import BatchViews, TwoViews, view_augmentation
 
 
@@ -41,28 +43,16 @@ def ssl_step(model: SSLMethod, batch: Any) -> tuple[torch.Tensor, int]:
     return model(view1, view2), len(view1)
 
 
-class KnnMonitor:
-    """``evaluate`` hook: kNN top-1 of the encoder's features on the validation split."""
-
-    def __init__(self, bank_loader, query_loader, device: torch.device, k: int):
-        self.bank_loader, self.query_loader, self.device, self.k = bank_loader, query_loader, device, k
-
-    def __call__(self, model: SSLMethod) -> dict[str, float]:
-        bank, bank_labels = extract_features(model.encoder, self.bank_loader, self.device)
-        query, query_labels = extract_features(model.encoder, self.query_loader, self.device)
-        return {"knn_top1": knn_accuracy(bank, bank_labels, query, query_labels, k=self.k)}
-
-
 @dataclass(frozen=True)
 class PretrainSetup:
     """Everything an SSL run trains and monitors; :func:`pretrain` adds tracking around it."""
 
     model: SSLMethod
     pretrain: ImageArrays
-    val: ImageArrays | None  # None when the data has no labels (no kNN monitor)
+    val: ImageArrays | None  # None when the data has no labels (no monitor)
     train_loader: Iterable
     batch_transform: BatchTransform | None
-    monitor: KnnMonitor | None
+    monitor: Monitor | None
     image_size: int
     callbacks: list[Callback] = field(default_factory=list)
 
@@ -72,7 +62,7 @@ class PretrainSetup:
             "train_loader": self.train_loader,
             "step_fn": ssl_step,
             "evaluate": self.monitor,
-            "monitor": "knn_top1" if self.monitor else None,
+            "monitor": self.monitor.metric if self.monitor else None,
             "batch_transform": self.batch_transform,
         }
 
@@ -86,15 +76,20 @@ def create_encoder(cfg: SSLConfig) -> nn.Module:
 def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> PretrainSetup:
     """Data, views, method and monitor for ``cfg``; seeds torch with ``cfg.seed`` first.
 
-    Labelled data is split into pretraining images and kNN queries (held out from pretraining); the
-    bank is drawn from the pretraining images' labelled part. Unlabelled data (a flat image folder) is
-    pretrained on whole, without a monitor.
+    Labelled data is split into pretraining images and the monitor's queries (held out from
+    pretraining); the monitor's bank is drawn from the pretraining images' labelled part. Unlabelled data
+    (a flat image folder) is pretrained on whole, and only with ``monitor=none``.
     """
     torch.manual_seed(cfg.seed)
     size = cfg.resolution
     spec = get_dataset(cfg.dataset)
     images = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download, image_size=cfg.image_size)
     labelled = bool((images.labels >= 0).all())
+    check(
+        labelled or cfg.monitor == MONITOR_OFF,
+        f"monitor={cfg.monitor} needs labelled images, but {cfg.dataset} at {cfg.data_dir} has none: "
+        "pass monitor=none (champion then follows train_loss)",
+    )
     if labelled:
         train, val = split_train_val(images, cfg.val_fraction, cfg.seed)
     else:
@@ -130,13 +125,13 @@ def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> Pret
         batch_transform = BatchViews(*augments)
 
     monitor = None
-    if val is not None:
-        bank = stratified_fraction(train, min(1.0, cfg.knn_bank / len(train)), cfg.seed + 1)
+    if val is not None and cfg.monitor != MONITOR_OFF:
+        bank = stratified_fraction(train, min(1.0, cfg.monitor_bank / len(train)), cfg.seed + 1)
         plain = ImageOnly(eval_transform(cfg.dataset, size, images.images.shape[1]))
         eval_normalize = Normalize(spec.mean, spec.std, size=size)
         bank_loader = pipeline.eval_loader(bank, **feed, per_image=plain, normalize=eval_normalize)
         query_loader = pipeline.eval_loader(val, **feed, per_image=plain, normalize=eval_normalize)
-        monitor = KnnMonitor(bank_loader, query_loader, device, cfg.knn_k)
+        monitor = get_monitor(cfg.monitor)(bank_loader, query_loader, device, knn_k=cfg.knn_k)
 
     model = method.from_config(cfg, create_encoder(cfg))
     return PretrainSetup(
@@ -167,8 +162,8 @@ def pretrain(
             log_dataset(pretrain_set.images, pretrain_set.labels, pretrain_set.name, cfg.data_dir, "train")
             if val is not None:
                 log_dataset(val.images, val.labels, f"{cfg.dataset}-val", cfg.data_dir, "validation")
-            else:
-                mlflow.set_tag("knn_monitor", "off: the pretraining data has no labels")
+            if setup.monitor is None:
+                mlflow.set_tag("monitor", "off: champion follows train_loss")
         trainer, logs = fit_in_run(
             tr,
             cfg,
@@ -179,16 +174,16 @@ def pretrain(
         )
         final = {**logs, "pretrain_images": len(pretrain_set), "run_id": tr.run_id}
         if trainer.best is not None:
-            final["best_knn_top1"] = trainer.best
+            final[f"best_{trainer.monitor}"] = trainer.best
         if not tr.main:
             return final
         mlflow.log_metric("pretrain_images", len(pretrain_set))
         if trainer.best is not None:
-            mlflow.log_metric("best_knn_top1", trainer.best)
+            mlflow.log_metric(f"best_{trainer.monitor}", trainer.best)
         if cfg.register:
             example = np.zeros((1, 3, size, size), dtype=np.float32)
-            # Without labels, champion follows the final training loss (lower is better).
-            metric = "knn_top1" if setup.monitor else "train_loss"
+            # Without a monitor, champion follows the final training loss (lower is better).
+            metric = setup.monitor.metric if setup.monitor else "train_loss"
             log_and_register(
                 setup.model.encoder,
                 f"{method.name}-{cfg.arch}",

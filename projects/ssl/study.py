@@ -26,6 +26,8 @@ from projects.core.tracking import checkpoint_dir, finished_child, log_table, ne
 from projects.ssl import linear_eval, supervised
 from projects.ssl.figures import BASELINE_NAMES, figure
 from projects.ssl.methods import method_module, method_names
+from projects.ssl.methods.base import MONITOR_OFF
+from projects.ssl.monitors import monitor_names
 
 log = logging.getLogger(__name__)
 BASELINES = tuple(BASELINE_NAMES)
@@ -67,7 +69,8 @@ class Config:
     batch_size: int = param(256, "pretraining batch size")
     lr: float = param(1e-3, "pretraining learning rate")
     weights_path: str = param("", "local ImageNet weights for the imagenet baseline")
-    knn_bank: int = param(5000, "kNN monitor bank size of the pretraining runs")
+    monitor: str = param("probe", "quality monitor of the pretraining runs", (*monitor_names(), MONITOR_OFF))
+    monitor_bank: int = param(5000, "labelled images the pretraining runs' monitor fits on")
     data_dir: str = param("data", "dataset folder")
     download: bool = param(True, "download missing datasets")
     seed: int = param(0, "seed of every child run")
@@ -130,7 +133,8 @@ class Config:
                         "epochs": self.pretrain_epochs,
                         "batch_size": self.batch_size,
                         "lr": self.lr,
-                        "knn_bank": self.knn_bank,
+                        "monitor": self.monitor,
+                        "monitor_bank": self.monitor_bank,
                         "register": False,
                         **self.common(),
                         **per_method.get(method, {}),
@@ -198,7 +202,8 @@ def run(cfg: Config) -> dict[str, float]:
                         "pretrain_dataset": child.dataset,
                         "fraction": child.fraction,
                         "pretrain_images": int(pre["pretrain_images"]),
-                        "knn_top1": pre.get("knn_top1"),
+                        "monitor": child.monitor_metric,
+                        "monitor_value": pre.get(child.monitor_metric) if child.monitor_metric else None,
                         "label_fraction": fraction,
                         "test_top1": probe["test_top1"],
                         "test_top5": probe["test_top5"],
@@ -225,13 +230,13 @@ def run(cfg: Config) -> dict[str, float]:
             best = max(r["test_top1"] for r in ssl_rows if r["label_fraction"] == fraction)
             headline[f"labels_{fraction:g}/test_top1"] = best
         # The study's headline under the vocabulary's names: the best SSL encoder's probe with the most
-        # labels, and the best kNN monitor of its pretraining runs.
+        # labels, and the best monitor value of its pretraining runs (under the monitor's metric name).
         most = max(cfg.label_fraction_list())
         top = max((r for r in ssl_rows if r["label_fraction"] == most), key=lambda r: r["test_top1"])
         headline.update(test_top1=top["test_top1"], test_top5=top["test_top5"])
-        knn = [r["knn_top1"] for r in ssl_rows if r.get("knn_top1") is not None]
-        if knn:
-            headline["knn_top1"] = max(knn)
+        monitored = [r for r in ssl_rows if r.get("monitor_value") is not None]
+        if monitored:
+            headline[monitored[0]["monitor"]] = max(r["monitor_value"] for r in monitored)
         mlflow.log_metrics(headline)
         return headline
 

@@ -134,7 +134,7 @@ def start_workers(job: Job, workers: int, entry_module: str) -> None:
 
 def summarize(study: optuna.Study, parent_run_id: str, metric: str) -> dict[str, float]:
     """Metrics of the trials this invocation ran, and of the study as a whole: the best trial's objective
-    under the objective metric's own name (``knn_top1``), with the best trial's final figures (e.g.
+    under the objective metric's own name (``probe_top1``), with the best trial's final figures (e.g.
     ``test_top1``) under theirs, so the tune run compares with plain runs in the runs table."""
     trials = study.get_trials(deepcopy=False)
     mine = [t for t in trials if t.user_attrs.get(PARENT_ATTR) == parent_run_id]

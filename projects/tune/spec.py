@@ -3,14 +3,14 @@
 A study file::
 
     entry_point: simclr              # a key of projects.entrypoints.ENTRY_POINTS (or a dotted module)
-    objective: {metric: knn_top1, direction: maximize}   # a per-epoch metric of the entry's runs
+    objective: {metric: probe_top1, direction: maximize}   # a per-epoch metric of the entry's runs
     pruner: {type: median, n_startup_trials: 5, n_warmup_steps: 10}   # or hyperband / none
     sampler: {type: tpe, n_startup_trials: 10}                        # or random
     base: {dataset: cifar10, epochs: 100}                            # entry params every trial shares
     search_space:                                                    # keys: the entry's Config fields
       lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       batch_size: {type: categorical, choices: [128, 256, 512]}
-    registry: {name: simclr-resnet18, metric: knn_top1, submodule: encoder}   # optional: register the best
+    registry: {name: simclr-resnet18, metric: probe_top1, submodule: encoder}   # optional: register the best
 
 ``registry.metric`` is read from the best trial's returned metrics (e.g. ``test_top1``) and compared with
 the current champion's; ``submodule`` registers ``model.<submodule>`` (e.g. SimCLR's encoder).
@@ -244,6 +244,12 @@ def validate(spec: StudySpec, overrides: dict[str, Any]) -> None:
         cfg = from_dict(cls, trial_values(spec, overrides, representative_params(spec)))
     except ConfigError as exc:
         raise ConfigError(f"study {spec.name!r}: a trial's config is invalid: {exc}") from None
+    monitored = getattr(cfg, "monitor_metric", spec.metric)
+    if monitored != spec.metric:
+        raise ConfigError(
+            f"study {spec.name!r} prunes on {spec.metric} but its trials' monitor logs {monitored}: set the "
+            "study's objective.metric to the monitor's metric, or choose the matching monitor"
+        )
     if getattr(cfg, "nproc_per_node", 1) > 1:
         raise ConfigError(
             f"study {spec.name!r}: a trial trains in its worker's process, so nproc_per_node must be 1; "

@@ -71,13 +71,13 @@ TOY_TRIALS = 3
 @dataclass
 class Store:
     """What the folder's store holds: experiment ids by name, run ids by role, and what the pages
-    must show (run names with their final ``knn_top1``)."""
+    must show (run names with their final ``probe_top1``)."""
 
     root: Path
     uri: str
     experiments: dict[str, str] = field(default_factory=dict)
     runs: dict[str, str] = field(default_factory=dict)
-    knn_top1: dict[str, float] = field(default_factory=dict)  # SimCLR run name -> last knn_top1
+    probe_top1: dict[str, float] = field(default_factory=dict)  # SimCLR run name -> last probe_top1
     journal: Path | None = None
     study_name: str = ""
 
@@ -153,21 +153,21 @@ def _fill_ssl(client: MlflowClient, store: Store) -> None:
             "simclr",
             start=start,
             params={"dataset": "cifar10", "arch": "resnet18", "temperature": temperature, "epochs": 3},
-            metrics={"best_knn_top1": max(curve), "pretrain_images": 50_000},
-            curves={"knn_top1": list(enumerate(curve, 1)), "train_loss": [(1, 5.1), (2, 4.6), (3, 4.2)]},
+            metrics={"best_probe_top1": max(curve), "pretrain_images": 50_000},
+            curves={"probe_top1": list(enumerate(curve, 1)), "train_loss": [(1, 5.1), (2, 4.6), (3, 4.2)]},
         )
         store.runs[f"simclr_t{temperature}"] = run_id
-        store.knn_top1[name] = curve[-1]
+        store.probe_top1[name] = curve[-1]
         versions.append(run_id)
     client.create_registered_model(
-        "simclr-resnet18", description="SimCLR ResNet-18 encoder; alias champion = best knn_top1"
+        "simclr-resnet18", description="SimCLR ResNet-18 encoder; alias champion = best probe_top1"
     )
-    for run_id, name in zip(versions, store.knn_top1, strict=True):
+    for run_id, name in zip(versions, store.probe_top1, strict=True):
         client.create_model_version(
             "simclr-resnet18",
             f"runs:/{run_id}/model",
             run_id=run_id,
-            description=f"{name}: knn_top1 = {store.knn_top1[name]}",
+            description=f"{name}: probe_top1 = {store.probe_top1[name]}",
         )
     client.set_registered_model_alias("simclr-resnet18", "champion", "2")
 

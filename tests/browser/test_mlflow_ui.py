@@ -72,14 +72,14 @@ def test_experiment_link_opens_model_training_mode_with_the_runs_table(page, tra
     assert page.get_by_text("Parameter-matched ViT vs ResNet-18 (browser tests)").is_visible()
 
 
-def test_runs_table_lists_distinct_names_with_their_knn_top1(page, tracking: Tracking) -> None:
-    expected = tracking.store.knn_top1  # SimCLR run name -> its last knn_top1
+def test_runs_table_lists_distinct_names_with_their_probe_top1(page, tracking: Tracking) -> None:
+    expected = tracking.store.probe_top1  # SimCLR run name -> its last probe_top1
     open_runs_table(page, experiment_link(tracking, "ssl"), runs=len(expected) + 1)  # + the ssl_study run
-    show_metric_column(page, "knn_top1")
-    header = page.locator(f'[role=columnheader][col-id="{metric_column("knn_top1")}"]')
+    show_metric_column(page, "probe_top1")
+    header = page.locator(f'[role=columnheader][col-id="{metric_column("probe_top1")}"]')
     box = header.bounding_box()
     assert box and box["width"] > 0 and box["x"] + box["width"] <= page.viewport_size["width"], box
-    assert header.inner_text().strip() == "knn_top1"
+    assert header.inner_text().strip() == "probe_top1"
 
     # MLflow's name column shows ~22 characters, the part our names share: a person widens it.
     widen_column(page, "attributes.`Run Name`", by=200)
@@ -89,7 +89,9 @@ def test_runs_table_lists_distinct_names_with_their_knn_top1(page, tracking: Tra
         assert text.evaluate("e => e.scrollWidth <= e.clientWidth"), f"{text.text_content()!r} is cut off"
         names[row] = text.inner_text()
     assert len(set(names.values())) == len(names) == len(expected) + 1, names
-    values = {names[row]: cell.inner_text() for row, cell in by_row(page, metric_column("knn_top1")).items()}
+    values = {
+        names[row]: cell.inner_text() for row, cell in by_row(page, metric_column("probe_top1")).items()
+    }
     assert {name: values.get(name) for name in expected} == {name: f"{v:g}" for name, v in expected.items()}
 
 
@@ -100,15 +102,15 @@ def test_registry_shows_the_champion_with_its_descriptions(page, tracking: Track
     assert re.search(r"@\s*champion\s*:\s*Version 2", row.inner_text()), row.inner_text()
 
     page.get_by_role("link", name="simclr-resnet18", exact=True).click()
-    page.get_by_text("SimCLR ResNet-18 encoder; alias champion = best knn_top1").wait_for()
+    page.get_by_text("SimCLR ResNet-18 encoder; alias champion = best probe_top1").wait_for()
     v2 = page.get_by_role("row").filter(has=page.get_by_role("link", name="Version 2", exact=True))
     v1 = page.get_by_role("row").filter(has=page.get_by_role("link", name="Version 1", exact=True))
     assert "champion" in v2.inner_text() and "champion" not in v1.inner_text()
 
     # The champion's own page: its description in full and the run it came from.
     v2.get_by_role("link", name="Version 2", exact=True).click()
-    best = max(tracking.store.knn_top1, key=tracking.store.knn_top1.get)
-    page.get_by_text(f"{best}: knn_top1 = {tracking.store.knn_top1[best]}", exact=True).wait_for()
+    best = max(tracking.store.probe_top1, key=tracking.store.probe_top1.get)
+    page.get_by_text(f"{best}: probe_top1 = {tracking.store.probe_top1[best]}", exact=True).wait_for()
     assert page.get_by_role("link", name=best, exact=True).is_visible()
     assert page.get_by_text(re.compile(r"^@\s*champion$")).is_visible()
 

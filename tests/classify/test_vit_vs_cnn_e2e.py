@@ -28,7 +28,7 @@ TINY = {
     "image_size": 8,
     "epochs": EPOCHS,
     "batch_size": 8,
-    "warmup_epochs": 0,
+    "warmup_fraction": 0,
     "num_workers": 0,
     "register": "false",
     "cutmix_prob": 1.0,

@@ -17,8 +17,8 @@ TINY = {
     "fraction": "0.02",
     "epochs": "2",
     "batch_size": "16",
-    "knn_bank": "100",
-    "warmup_epochs": "0",
+    "monitor_bank": "100",
+    "warmup_fraction": "0",
     "num_workers": "0",
     "val_fraction": "0.05",
 }

@@ -88,8 +88,8 @@ def test_simclr_on_two_processes_through_mlflow_run(tmp_path):
         "fraction": "0.04",
         "epochs": "2",
         "batch_size": "16",
-        "knn_bank": "200",
-        "warmup_epochs": "0",
+        "monitor_bank": "200",
+        "warmup_fraction": "0",
         "num_workers": "0",
         "val_fraction": "0.05",
         "nproc_per_node": "2",
@@ -106,7 +106,7 @@ def test_simclr_on_two_processes_through_mlflow_run(tmp_path):
     client = MlflowClient()
     # 190 images, 2 x 16 per step: 5 steps per epoch; one curve, rank 0's
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss_step")] == [5, 10]
-    assert len(client.get_metric_history(run.info.run_id, "knn_top1")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "probe_top1")) == 2
     assert run.data.metrics["train_images_per_sec"] > 0
     (version,) = client.search_model_versions("name = 'simclr-resnet18'")
     assert version.run_id == run.info.run_id

@@ -105,3 +105,18 @@ def test_ctrl_c_checkpoint_write_sigterm_and_two_resumes_at_once(tmp_path):
     assert last_checkpoint(run_id)["global_step"] == 3 * spe  # no step lost, none done twice
     assert_continuous_curves(run_id, epochs=3)
     wait_for(lambda: run_ids() == [run_id], "a single visible run")
+
+
+def test_sigterm_to_the_mlflow_run_launcher_alone_stops_the_training_process(tmp_path):
+    """``kill <launcher pid>`` (a container stop, a supervisor that signals only the main process) ends
+    MLflow's launcher but not its command: the command must stop as on SIGTERM instead of training on
+    orphaned and registering a model."""
+    proc = launch_paused("classify", REGISTERED, 3, tmp_path, via="mlflow")
+    os.kill(proc.pid, signal.SIGTERM)  # the launcher alone, not its process group
+    _, err = finish(proc)  # returns once the command, which holds the launcher's stderr, has exited too
+    assert "the mlflow run launcher" in err and "interrupted (SIGTERM)" in err, err[-2000:]
+    (run_id,) = run_ids()
+    run = wait_status(run_id, "KILLED")
+    assert run.data.tags[END_REASON_TAG] == "stopped by SIGTERM"
+    assert last_checkpoint(run_id)["global_step"] == 3
+    assert not MlflowClient().search_registered_models()

@@ -20,8 +20,8 @@ TINY_SIMCLR = {
     "fraction": "0.04",
     "epochs": "2",
     "batch_size": "32",
-    "knn_bank": "200",
-    "warmup_epochs": "0",
+    "monitor_bank": "200",
+    "warmup_fraction": "0",
     "num_workers": "0",
     "val_fraction": "0.05",
 }
@@ -64,7 +64,7 @@ def assert_pretrained_and_champion(method: str, run) -> None:
     assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{method}-resnet18-synthetic")
     assert run.data.params["dataset"] == "synthetic"
     assert all(run.data.params[k] == v for k, v in METHOD_PARAMS[method].items())
-    assert len(client.get_metric_history(run.info.run_id, "knn_top1")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "probe_top1")) == 2
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
     assert run.data.tags["data.train.fingerprint"] and run.data.tags["mlflow.source.git.commit"]
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")}
@@ -87,8 +87,8 @@ def test_method_registers_its_champion(method, run_main):
     (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
     assert_pretrained_and_champion(method, run)
     # 190 images (0.04 of synthetic's train split less validation), batch 32: 5 steps per epoch
-    assert_run_reads_well(run, "ssl", "knn_top1", epochs=2, steps_per_epoch=5)
-    assert_registry_described(f"{method}-resnet18", run.info.run_id, "knn_top1")
+    assert_run_reads_well(run, "ssl", "probe_top1", epochs=2, steps_per_epoch=5)
+    assert_registry_described(f"{method}-resnet18", run.info.run_id, "probe_top1")
 
 
 # The resume path is the same for every method; what a momentum method adds (its EMA networks) is checked
@@ -143,7 +143,7 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
                 "eval_epochs": "1",
                 "supervised_epochs": "1",
                 "batch_size": "32",
-                "knn_bank": "100",
+                "monitor_bank": "100",
                 "num_workers": "0",
                 "weights_path": str(weights),
             }
@@ -172,7 +172,7 @@ def test_ssl_study_leaves_a_parent_with_children_and_the_figure(tmp_path, run_ma
     # The parent's headline under the vocabulary's names: the best SSL probe per label fraction, and
     # test_top1 = the best SSL probe with the most labels (so the runs table compares it with any run).
     metrics = parent.data.metrics
-    assert {"labels_0.02/test_top1", "labels_0.04/test_top1", "test_top1", "knn_top1"} <= set(metrics)
+    assert {"labels_0.02/test_top1", "labels_0.04/test_top1", "test_top1", "probe_top1"} <= set(metrics)
     ssl_probes = [p for p in probes if "imagenet" not in p.data.params["encoder"]]
     best = max(p.data.metrics["test_top1"] for p in ssl_probes if p.data.params["label_fraction"] == "0.04")
     assert metrics["test_top1"] == metrics["labels_0.04/test_top1"] == best
@@ -229,11 +229,14 @@ def test_pretraining_on_a_flat_folder_of_photos_runs_without_a_monitor(tmp_path,
     for i in range(12):  # sizes differ: every image is resized and centre-cropped to image_size
         Image.fromarray(rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)).save(photos / f"{i}.png")
     argv = ["--dataset", "folder", "--data_dir", str(photos), "--image_size", "16", "--batch_size", "4"]
-    argv += ["--epochs", "1", "--warmup_epochs", "0", "--num_workers", "0", "--stem", "imagenet"]
-    code, line = run_main("projects.ssl.methods.simclr", argv)
+    argv += ["--epochs", "1", "--warmup_fraction", "0", "--num_workers", "0", "--stem", "imagenet"]
+    code, line = run_main("projects.ssl.methods.simclr", argv)  # the default probe needs labels
+    assert code == 2 and "monitor=probe needs labelled images" in line and "monitor=none" in line
+    assert runs() == []
+    code, line = run_main("projects.ssl.methods.simclr", [*argv, "--monitor", "none"])
     assert code == 0, line
     (run,) = runs()
-    assert run.info.status == "FINISHED" and run.data.tags["knn_monitor"].startswith("off")
-    assert "knn_top1" not in run.data.metrics and run.data.metrics["pretrain_images"] == 12
+    assert run.info.status == "FINISHED" and run.data.tags["monitor"].startswith("off")
+    assert "probe_top1" not in run.data.metrics and run.data.metrics["pretrain_images"] == 12
     champion = MlflowClient().get_model_version_by_alias("simclr-resnet18", "champion")
     assert champion.run_id == run.info.run_id and "train_loss" in champion.tags

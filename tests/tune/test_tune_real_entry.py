@@ -47,13 +47,13 @@ def test_classify_study_through_mlflow_run(isolated_mlflow: Path) -> None:
 
 
 TINY_SSL = (
-    "dataset=synthetic,epochs=2,fraction=0.02,batch_size=16,knn_bank=50,num_workers=0,warmup_epochs=0,"
+    "dataset=synthetic,epochs=2,fraction=0.02,batch_size=16,monitor_bank=50,num_workers=0,warmup_fraction=0,"
     "stem=imagenet,proj_hidden_dim=64,pred_hidden_dim=64"
 )
 
 
 @pytest.mark.parametrize("method", ["byol", "mocov3"])
-def test_ssl_method_study_reports_knn_every_epoch_and_registers_the_best(
+def test_ssl_method_study_prunes_on_the_probe_every_epoch_and_registers_the_best(
     isolated_mlflow: Path, method
 ) -> None:
     from projects.core.config import from_dict
@@ -69,5 +69,10 @@ def test_ssl_method_study_reports_knn_every_epoch_and_registers_the_best(
     assert [sorted(t.intermediate_values) for t in study.trials] == [[1, 2], [1, 2]]
     (parent,) = parent_run(summary.study_name)
     assert_trials_match_runs(study, parent.info.run_id, 2)
-    champion = MlflowClient().get_model_version_by_alias(f"{method}-resnet18", "champion")
+    client = MlflowClient()
+    for trial in study.trials:  # what the pruner saw is the run's probe_top1 curve
+        history = client.get_metric_history(trial.user_attrs["mlflow_run_id"], "probe_top1")
+        assert {m.step: m.value for m in history} == trial.intermediate_values
+    champion = client.get_model_version_by_alias(f"{method}-resnet18", "champion")
     assert champion.run_id == study.best_trial.user_attrs["mlflow_run_id"]
+    assert float(champion.tags["probe_top1"]) == study.best_value

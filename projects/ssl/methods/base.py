@@ -24,13 +24,16 @@ from projects.core.loop import Callback, Trainer
 from projects.core.models import STEMS, model_names
 from projects.core.train_config import DistributedParams, TrainConfig
 from projects.core.vit import DEFAULT_PATCH_SIZE, VIT_CONFIGS
+from projects.ssl.monitors import monitor_metric, monitor_names
+
+MONITOR_OFF = "none"
 
 PRETRAIN_SPLITS = ("train", "train+unlabeled")
 
 
 @dataclass
 class SSLConfig(DistributedParams, TrainConfig):
-    """Parameters of every SSL method: data, encoder, optimisation, views and the kNN monitor."""
+    """Parameters of every SSL method: data, encoder, optimisation, views and the quality monitor."""
 
     dataset: str = param("cifar10", "pretraining dataset", dataset_names())
     split: str = param(
@@ -45,14 +48,22 @@ class SSLConfig(DistributedParams, TrainConfig):
     batch_size: int = param(256, "images per step (2x views)")
     lr: float = param(1e-3, "peak learning rate (after warmup)")
     weight_decay: float = param(1e-4, "weight decay (not on biases and norm weights)")
-    warmup_epochs: float = param(10.0, "linear warmup epochs before cosine decay")
+    warmup_fraction: float = param(0.1, "share of the run's steps in linear warmup before cosine decay")
     crop_scale_min: float = param(0.08, "RandomResizedCrop minimum area share")
     flip: bool = param(True, "random horizontal flip")
     color_jitter: float = param(1.0, "colour-jitter strength s (p=0.8); 0 disables")
     grayscale: bool = param(True, "random grayscale (p=0.2)")
     blur: bool = param(False, "Gaussian blur; the papers skip it on 32-px images")
-    val_fraction: float = param(0.1, "share of the labelled training split held out as kNN queries")
-    knn_bank: int = param(5000, "labelled training images in the kNN memory bank")
+    val_fraction: float = param(
+        0.1, "share of the labelled training split held out as the monitor's validation queries"
+    )
+    monitor: str = param(
+        "probe",
+        "per-epoch quality figure that best.pt, pruning and champion follow: probe (logistic regression on "
+        "frozen features, probe_top1) or knn (knn_top1); none for unlabelled data",
+        (*monitor_names(), MONITOR_OFF),
+    )
+    monitor_bank: int = param(5000, "labelled training images the monitor fits on (probe set / kNN bank)")
     knn_k: int = param(20, "neighbours of the weighted kNN monitor")
 
     def __post_init__(self) -> None:
@@ -63,7 +74,7 @@ class SSLConfig(DistributedParams, TrainConfig):
         )
         check(0 < self.crop_scale_min <= 1, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         check(self.color_jitter >= 0, f"color_jitter must be >= 0, got {self.color_jitter}")
-        check(self.knn_bank >= 10, f"knn_bank must be >= 10, got {self.knn_bank}")
+        check(self.monitor_bank >= 10, f"monitor_bank must be >= 10, got {self.monitor_bank}")
         check(self.knn_k >= 1, f"knn_k must be >= 1, got {self.knn_k}")
         check_choice("arch", self.arch, model_names())
         check(
@@ -75,6 +86,11 @@ class SSLConfig(DistributedParams, TrainConfig):
             self.arch not in VIT_CONFIGS or (self.patch_size > 0 and size % self.patch_size == 0),
             f"patch_size={self.patch_size} does not divide the {size}-px views of {self.arch}",
         )
+
+    @property
+    def monitor_metric(self) -> str | None:
+        """The metric the monitor logs (``probe_top1``, ``knn_top1``); None with ``monitor=none``."""
+        return None if self.monitor == MONITOR_OFF else monitor_metric(self.monitor)
 
     @property
     def resolution(self) -> int:

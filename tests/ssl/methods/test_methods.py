@@ -26,8 +26,8 @@ TINY_RUN = {
     "batch_size": 16,
     "epochs": 2,
     "stem": "imagenet",  # 32 px -> 8 px after the stem: cheap on CPU
-    "knn_bank": 50,
-    "warmup_epochs": 0,
+    "monitor_bank": 50,
+    "warmup_fraction": 0,
     "precision": "fp32",
     "device": "cpu",
     "num_workers": 0,
@@ -171,7 +171,7 @@ def test_simclr_on_stl10_train_plus_unlabeled_leaves_the_labelled_split_alone(tm
     setup = build(cfg, method_class("simclr"), torch.device("cpu"))
     assert len(setup.pretrain) == 30 + 30  # 3/4 of the labelled images + every unlabelled one
     assert (setup.pretrain.labels == -1).sum() == 30
-    _, bank_labels = extract_features(setup.model.encoder, setup.monitor.bank_loader, torch.device("cpu"))
+    _, bank_labels = extract_features(setup.model.encoder, setup.monitor.bank, torch.device("cpu"))
     assert bank_labels.min() >= 0 and (setup.val.labels >= 0).all()
     after = load_split("stl10", "train", tmp_path, download=False)
     assert len(after) == len(before) == 40 and (after.labels >= 0).all()
@@ -179,4 +179,4 @@ def test_simclr_on_stl10_train_plus_unlabeled_leaves_the_labelled_split_alone(tm
         setup.pretrain.labels[0] = 3  # splits are read-only
     trainer = trainer_for(cfg, setup)
     logs = trainer.fit()
-    assert torch.isfinite(torch.tensor(logs["train_loss"])) and 0 <= logs["knn_top1"] <= 100
+    assert torch.isfinite(torch.tensor(logs["train_loss"])) and 0 <= logs["probe_top1"] <= 100
