@@ -52,7 +52,7 @@ VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef(
         "probe_top1",
         "epoch",
-        "linear-probe top-1 of the frozen encoder on the validation split (monitor=probe, the default)",
+        "linear-probe top-1 of the frozen encoder on the validation split (eval_metric=probe_top1, the default)",
         SSL,
     ),
     MetricDef(
@@ -61,7 +61,7 @@ VOCABULARY: tuple[MetricDef, ...] = (
     MetricDef("monitor_time_s", "epoch", "seconds of the epoch's monitor pass (features + fit)", SSL),
     MetricDef("best_val_top1", "final", "best val_top1 over the epochs (the kept checkpoint)", CLASSIFIERS),
     MetricDef("best_probe_top1", "final", "best probe_top1 over the epochs (the kept checkpoint)", SSL),
-    MetricDef("best_knn_top1", "final", "best knn_top1 over the epochs (monitor=knn)", SSL),
+    MetricDef("best_knn_top1", "final", "best knn_top1 over the epochs (eval_metric=knn_top1)", SSL),
     MetricDef("test_top1", "final", "top-1 accuracy on the test split", f"{CLASSIFIERS}, {PARENTS}"),
     MetricDef("test_top5", "final", "top-5 accuracy on the test split", f"{CLASSIFIERS}, {PARENTS}"),
     MetricDef("test_loss", "final", "loss on the test split", CLASSIFIERS),

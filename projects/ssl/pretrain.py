@@ -33,7 +33,7 @@ from projects.core.registry import log_and_register
 from projects.core.tracking import log_dataset, tracked_run
 from projects.core.transforms import ImageOnly, eval_transform
 from projects.ssl.methods.base import MONITOR_OFF, MomentumMethod, MomentumUpdate, SSLConfig, SSLMethod
-from projects.ssl.monitors import get_monitor
+from projects.ssl.monitors import monitor_for_metric
 from projects.ssl.monitors.base import Monitor
 from projects.ssl.views import BatchViews, TwoViews, view_augmentation
 
@@ -78,7 +78,7 @@ def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> Pret
 
     Labelled data is split into pretraining images and the monitor's queries (held out from
     pretraining); the monitor's bank is drawn from the pretraining images' labelled part. Unlabelled data
-    (a flat image folder) is pretrained on whole, and only with ``monitor=none``.
+    (a flat image folder) is pretrained on whole, and only with ``eval_metric=none``.
     """
     torch.manual_seed(cfg.seed)
     size = cfg.resolution
@@ -86,9 +86,9 @@ def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> Pret
     images = load_split(cfg.dataset, "train", cfg.data_dir, cfg.download, image_size=cfg.image_size)
     labelled = bool((images.labels >= 0).all())
     check(
-        labelled or cfg.monitor == MONITOR_OFF,
-        f"monitor={cfg.monitor} needs labelled images, but {cfg.dataset} at {cfg.data_dir} has none: "
-        "pass monitor=none (champion then follows train_loss)",
+        labelled or cfg.eval_metric == MONITOR_OFF,
+        f"eval_metric={cfg.eval_metric} needs labelled images, but {cfg.dataset} at {cfg.data_dir} has none: "
+        "pass eval_metric=none (champion then follows train_loss)",
     )
     if labelled:
         train, val = split_train_val(images, cfg.val_fraction, cfg.seed)
@@ -125,13 +125,13 @@ def build(cfg: SSLConfig, method: type[SSLMethod], device: torch.device) -> Pret
         batch_transform = BatchViews(*augments)
 
     monitor = None
-    if val is not None and cfg.monitor != MONITOR_OFF:
+    if val is not None and cfg.eval_metric != MONITOR_OFF:
         bank = stratified_fraction(train, min(1.0, cfg.monitor_bank / len(train)), cfg.seed + 1)
         plain = ImageOnly(eval_transform(cfg.dataset, size, images.images.shape[1]))
         eval_normalize = Normalize(spec.mean, spec.std, size=size)
         bank_loader = pipeline.eval_loader(bank, **feed, per_image=plain, normalize=eval_normalize)
         query_loader = pipeline.eval_loader(val, **feed, per_image=plain, normalize=eval_normalize)
-        monitor = get_monitor(cfg.monitor)(bank_loader, query_loader, device, knn_k=cfg.knn_k)
+        monitor = monitor_for_metric(cfg.eval_metric)(bank_loader, query_loader, device, knn_k=cfg.knn_k)
 
     model = method.from_config(cfg, create_encoder(cfg))
     return PretrainSetup(

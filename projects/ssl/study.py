@@ -27,7 +27,7 @@ from projects.ssl import linear_eval, supervised
 from projects.ssl.figures import BASELINE_NAMES, figure
 from projects.ssl.methods import method_module, method_names
 from projects.ssl.methods.base import MONITOR_OFF
-from projects.ssl.monitors import monitor_names
+from projects.ssl.monitors import monitor_metrics
 
 log = logging.getLogger(__name__)
 BASELINES = tuple(BASELINE_NAMES)
@@ -69,7 +69,9 @@ class Config:
     batch_size: int = param(256, "pretraining batch size")
     lr: float = param(1e-3, "pretraining learning rate")
     weights_path: str = param("", "local ImageNet weights for the imagenet baseline")
-    monitor: str = param("probe", "quality monitor of the pretraining runs", (*monitor_names(), MONITOR_OFF))
+    eval_metric: str = param(
+        "probe_top1", "per-epoch monitor of the pretraining runs", (*monitor_metrics(), MONITOR_OFF)
+    )
     monitor_bank: int = param(5000, "labelled images the pretraining runs' monitor fits on")
     data_dir: str = param("data", "dataset folder")
     download: bool = param(True, "download missing datasets")
@@ -133,7 +135,7 @@ class Config:
                         "epochs": self.pretrain_epochs,
                         "batch_size": self.batch_size,
                         "lr": self.lr,
-                        "monitor": self.monitor,
+                        "eval_metric": self.eval_metric,
                         "monitor_bank": self.monitor_bank,
                         "register": False,
                         **self.common(),

@@ -248,7 +248,7 @@ def validate(spec: StudySpec, overrides: dict[str, Any]) -> None:
     if monitored != spec.metric:
         raise ConfigError(
             f"study {spec.name!r} prunes on {spec.metric} but its trials' monitor logs {monitored}: set the "
-            "study's objective.metric to the monitor's metric, or choose the matching monitor"
+            "study's objective.metric to the trials' eval_metric, or override eval_metric to match"
         )
     if getattr(cfg, "nproc_per_node", 1) > 1:
         raise ConfigError(

@@ -29,7 +29,8 @@ def open_runs_table(page, url: str, runs: int) -> None:
 def show_metric_column(page, metric: str) -> None:
     """Tick the metric in the table's "Columns" menu, as a person does (MLflow 3 shows no metric column
     until one is picked)."""
-    page.get_by_role("button", name="Columns").click()
+    # The runs table's column chooser: MLflow 3.18 gives a second menu button the same name and test id.
+    page.locator('[data-testid="column-selection-dropdown"][aria-haspopup="dialog"]').click()
     page.get_by_text(metric, exact=True).click()
     page.keyboard.press("Escape")
     page.locator(f'[role=columnheader][col-id="{metric_column(metric)}"]').wait_for()

@@ -30,7 +30,7 @@ CASES = {
         "exceeds the",
     ),
     "batch larger than the SimCLR subset": (simclr, {**TINY_SIMCLR, "batch_size": "4096"}, "exceeds the"),
-    "unknown monitor": (simclr, {**TINY_SIMCLR, "monitor": "accuracy"}, "monitor='accuracy' is not allowed"),
+    "unknown monitor": (simclr, {**TINY_SIMCLR, "eval_metric": "acc"}, "eval_metric='acc' is not allowed"),
     "cuda without a GPU": (classify, {**CLASSIFY, "device": "cuda"}, "device=cuda"),
     "unknown study": (tune, {"study": "no_such_study"}, "no_such_study"),
 }

@@ -58,19 +58,25 @@ def argv(params: dict[str, str]) -> list[str]:
     return [item for key, value in params.items() for item in (f"--{key}", value)]
 
 
-def assert_pretrained_and_champion(method: str, run) -> None:
-    """What a finished pretraining run of ``method`` on TINY_SIMCLR holds, and its model is the champion."""
+def assert_pretrained_and_champion(method: str, run, metric: str = "probe_top1") -> None:
+    """What a finished pretraining run of ``method`` on TINY_SIMCLR holds, and its model is the champion
+    on the monitor's ``metric``."""
     client = MlflowClient()
     assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{method}-resnet18-synthetic")
     assert run.data.params["dataset"] == "synthetic"
     assert all(run.data.params[k] == v for k, v in METHOD_PARAMS[method].items())
-    assert len(client.get_metric_history(run.info.run_id, "probe_top1")) == 2
+    assert len(client.get_metric_history(run.info.run_id, metric)) == 2
+    assert len(client.get_metric_history(run.info.run_id, "monitor_time_s")) == 2
+    assert run.data.metrics[f"best_{metric}"] == max(
+        m.value for m in client.get_metric_history(run.info.run_id, metric)
+    )
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
     assert run.data.tags["data.train.fingerprint"] and run.data.tags["mlflow.source.git.commit"]
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "checkpoints")}
     assert {"checkpoints/last.pt", "checkpoints/best.pt"} <= artifacts
     champion = client.get_model_version_by_alias(f"{method}-resnet18", "champion")
     assert champion.run_id == run.info.run_id
+    assert float(champion.tags[metric]) == run.data.metrics[metric]  # champion follows the monitor
 
 
 def assert_probe(probe) -> None:
@@ -80,15 +86,19 @@ def assert_probe(probe) -> None:
 
 # SimCLR runs through `mlflow run` on a tracking server, then its champion is probed
 # (tests/server/test_team_server.py); the other methods in-process on the embedded store.
-@pytest.mark.parametrize("method", ["byol", "mocov3"])
-def test_method_registers_its_champion(method, run_main):
-    code, line = run_main(f"projects.ssl.methods.{method}", argv({**TINY_SIMCLR, **METHOD_PARAMS[method]}))
+# One method with each monitor: the default probe, and the kNN monitor kept as a choice.
+@pytest.mark.parametrize(("method", "monitor"), [("byol", "probe"), ("mocov3", "knn")])
+def test_method_registers_its_champion(method, monitor, run_main):
+    params = {**TINY_SIMCLR, **METHOD_PARAMS[method], "eval_metric": f"{monitor}_top1"}
+    code, line = run_main(f"projects.ssl.methods.{method}", argv(params))
     assert code == 0, line
     (run,) = runs(f"tags.`projects.entry_point` = '{method}'")
-    assert_pretrained_and_champion(method, run)
+    metric = f"{monitor}_top1"
+    assert_pretrained_and_champion(method, run, metric)
+    assert ("knn_top1" in run.data.metrics) == (monitor == "knn")
     # 190 images (0.04 of synthetic's train split less validation), batch 32: 5 steps per epoch
-    assert_run_reads_well(run, "ssl", "probe_top1", epochs=2, steps_per_epoch=5)
-    assert_registry_described(f"{method}-resnet18", run.info.run_id, "probe_top1")
+    assert_run_reads_well(run, "ssl", metric, epochs=2, steps_per_epoch=5)
+    assert_registry_described(f"{method}-resnet18", run.info.run_id, metric)
 
 
 # The resume path is the same for every method; what a momentum method adds (its EMA networks) is checked
@@ -231,9 +241,9 @@ def test_pretraining_on_a_flat_folder_of_photos_runs_without_a_monitor(tmp_path,
     argv = ["--dataset", "folder", "--data_dir", str(photos), "--image_size", "16", "--batch_size", "4"]
     argv += ["--epochs", "1", "--warmup_fraction", "0", "--num_workers", "0", "--stem", "imagenet"]
     code, line = run_main("projects.ssl.methods.simclr", argv)  # the default probe needs labels
-    assert code == 2 and "monitor=probe needs labelled images" in line and "monitor=none" in line
+    assert code == 2 and "eval_metric=probe_top1 needs labelled images" in line and "eval_metric=none" in line
     assert runs() == []
-    code, line = run_main("projects.ssl.methods.simclr", [*argv, "--monitor", "none"])
+    code, line = run_main("projects.ssl.methods.simclr", [*argv, "--eval_metric", "none"])
     assert code == 0, line
     (run,) = runs()
     assert run.info.status == "FINISHED" and run.data.tags["monitor"].startswith("off")

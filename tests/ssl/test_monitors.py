@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from projects.core.evaluate import PROBE_WEIGHT_DECAY, logistic_probe_accuracy
-from projects.ssl.monitors import get_monitor, monitor_metric, monitor_names
+from projects.ssl.monitors import get_monitor, monitor_for_metric, monitor_metrics, monitor_names
 
 
 def labelled_features(n: int, informative: bool, seed: int = 0, d: int = 64, classes: int = 10):
@@ -24,7 +24,8 @@ def labelled_features(n: int, informative: bool, seed: int = 0, d: int = 64, cla
 
 def test_the_registry_is_the_folder():
     assert monitor_names() == ("knn", "probe")
-    assert monitor_metric("probe") == "probe_top1" and monitor_metric("knn") == "knn_top1"
+    assert monitor_metrics() == ("knn_top1", "probe_top1")
+    assert monitor_for_metric("probe_top1") is get_monitor("probe")
 
 
 @pytest.mark.parametrize("name", ["probe", "knn"])

@@ -2,7 +2,7 @@
 (:class:`SSLMethod`: an ``encoder`` and a ``loss`` of two views) and momentum encoders
 (:class:`MomentumMethod`, updated by :class:`MomentumUpdate` after every optimiser step).
 
-Data, views, the kNN monitor, tracking, checkpoints and registration live in :mod:`projects.ssl.pretrain`
+Data, views, the quality monitor, tracking, checkpoints and registration live in :mod:`projects.ssl.pretrain`
 and take any method; a method file adds only its parameters, its heads, its loss call and its views.
 """
 
@@ -24,7 +24,7 @@ from projects.core.loop import Callback, Trainer
 from projects.core.models import STEMS, model_names
 from projects.core.train_config import DistributedParams, TrainConfig
 from projects.core.vit import DEFAULT_PATCH_SIZE, VIT_CONFIGS
-from projects.ssl.monitors import monitor_metric, monitor_names
+from projects.ssl.monitors import monitor_metrics
 
 MONITOR_OFF = "none"
 
@@ -57,11 +57,11 @@ class SSLConfig(DistributedParams, TrainConfig):
     val_fraction: float = param(
         0.1, "share of the labelled training split held out as the monitor's validation queries"
     )
-    monitor: str = param(
-        "probe",
-        "per-epoch quality figure that best.pt, pruning and champion follow: probe (logistic regression on "
-        "frozen features, probe_top1) or knn (knn_top1); none for unlabelled data",
-        (*monitor_names(), MONITOR_OFF),
+    eval_metric: str = param(
+        "probe_top1",
+        "per-epoch quality figure that best.pt, pruning and champion follow: probe_top1 (logistic-regression "
+        "probe on frozen features) or knn_top1 (weighted kNN); none for unlabelled data",
+        (*monitor_metrics(), MONITOR_OFF),
     )
     monitor_bank: int = param(5000, "labelled training images the monitor fits on (probe set / kNN bank)")
     knn_k: int = param(20, "neighbours of the weighted kNN monitor")
@@ -89,8 +89,8 @@ class SSLConfig(DistributedParams, TrainConfig):
 
     @property
     def monitor_metric(self) -> str | None:
-        """The metric the monitor logs (``probe_top1``, ``knn_top1``); None with ``monitor=none``."""
-        return None if self.monitor == MONITOR_OFF else monitor_metric(self.monitor)
+        """The metric the monitor logs (``probe_top1``, ``knn_top1``); None with ``eval_metric=none``."""
+        return None if self.eval_metric == MONITOR_OFF else self.eval_metric
 
     @property
     def resolution(self) -> int:

@@ -33,6 +33,12 @@ def get_monitor(name: str) -> type[Monitor]:
     )
 
 
-def monitor_metric(name: str) -> str:
-    """The MLflow metric monitor ``name`` logs (``probe_top1``, ``knn_top1``)."""
-    return get_monitor(name).metric
+def monitor_metrics() -> tuple[str, ...]:
+    """The MLflow metric of every monitor (``knn_top1``, ``probe_top1``): the ``eval_metric`` choices."""
+    return tuple(get_monitor(name).metric for name in monitor_names())
+
+
+def monitor_for_metric(metric: str) -> type[Monitor]:
+    """The monitor that logs ``metric``; ConfigError naming the choices."""
+    check_choice("eval_metric", metric, monitor_metrics())
+    return next(get_monitor(n) for n in monitor_names() if get_monitor(n).metric == metric)
