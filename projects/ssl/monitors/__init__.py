@@ -41,4 +41,4 @@ def monitor_metrics() -> tuple[str, ...]:
 def monitor_for_metric(metric: str) -> type[Monitor]:
     """The monitor that logs ``metric``; ConfigError naming the choices."""
     check_choice("eval_metric", metric, monitor_metrics())
-    return next(get_monitor(n) for n in monitor_names() if get_monitor(n).metric == metric)
+    return next(m for m in map(get_monitor, monitor_names()) if m.metric == metric)
