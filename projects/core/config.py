@@ -55,12 +55,18 @@ def check_shares(config: Any) -> None:
         check(0 < config.val_fraction < 1, f"val_fraction must be in (0, 1), got {config.val_fraction}")
 
 
+SEED_RANGE = 2**32  # numpy's default_rng and torch's manual_seed both take seeds in [0, 2**32)
+
+
 def validate_choices(config: Any) -> None:
-    """Check every field declared with ``choices``."""
+    """Check every field declared with ``choices``, and ``seed`` where declared (a negative seed would
+    otherwise fail deep inside numpy with a traceback)."""
     for f in dataclasses.fields(config):
         choices = f.metadata.get("choices")
         if choices:
             check_choice(f.name, getattr(config, f.name), choices)
+    seed = getattr(config, "seed", 0)
+    check(0 <= seed < SEED_RANGE, f"seed must be in [0, 2**32), got {seed}")
 
 
 def field_types(config_cls: type) -> dict[str, type]:

@@ -31,6 +31,12 @@ CASES = {
     ),
     "batch larger than the SimCLR subset": (simclr, {**TINY_SIMCLR, "batch_size": "4096"}, "exceeds the"),
     "unknown monitor": (simclr, {**TINY_SIMCLR, "eval_metric": "acc"}, "eval_metric='acc' is not allowed"),
+    "negative seed": (classify, {**CLASSIFY, "seed": "-1"}, "seed must be in [0, 2**32), got -1"),
+    "negative sampler seed of a tune": (
+        tune,
+        {"study": "simclr", "seed": "-1"},
+        "seed must be in",
+    ),
     "cuda without a GPU": (classify, {**CLASSIFY, "device": "cuda"}, "device=cuda"),
     "unknown study": (tune, {"study": "no_such_study"}, "no_such_study"),
 }
