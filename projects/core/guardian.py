@@ -89,17 +89,17 @@ def launcher_pid() -> int | None:
     return None
 
 
-def follow_launcher() -> int | None:
+def follow_launcher() -> None:
     """Stop this process as SIGTERM would when the ``mlflow run`` launcher that started it dies first.
 
     A ``kill <pid>`` of the launcher, a container stop (SIGTERM to PID 1) or a supervisor that signals
     only the main process ends the launcher but not its command, which would train on orphaned and
     register a model. A daemon thread waits on the launcher's pidfd and, when it is gone, sends this
-    process SIGTERM: the graceful stop (checkpoint, KILLED, exit 143). Returns the launcher's pid.
+    process SIGTERM: the graceful stop (checkpoint, KILLED, exit 143).
     """
     launcher = launcher_pid()
     if launcher is None or not hasattr(os, "pidfd_open"):
-        return None
+        return
     try:
         fd = os.pidfd_open(launcher)
     except ProcessLookupError:
@@ -113,7 +113,6 @@ def follow_launcher() -> int | None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="follow-launcher", daemon=True).start()
-    return launcher
 
 
 _enabled = False

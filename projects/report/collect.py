@@ -209,8 +209,8 @@ def ssl_rows_from_probes(client: MlflowClient, ids: list[str]) -> tuple[list[dic
 
 
 def _monitor_of(pre: Any) -> dict[str, Any]:
-    """The pretraining run's monitor metric and its final value (runs from before ``monitor`` existed
-    logged ``knn_top1``)."""
+    """The pretraining run's monitor metric and its final value (runs from before ``eval_metric``
+    existed logged ``knn_top1``)."""
     metric = pre.data.params.get("eval_metric", "knn_top1")
     return {"monitor": metric, "monitor_value": pre.data.metrics.get(metric)}
 

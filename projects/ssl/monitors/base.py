@@ -26,7 +26,6 @@ class Monitor(abc.ABC):
 
     name: ClassVar[str]
     metric: ClassVar[str]  # the MLflow metric: what best.pt, pruning and champion follow
-    greater_is_better: ClassVar[bool] = True
 
     def __init__(self, bank: Iterable, queries: Iterable, device: torch.device, *, knn_k: int = 20):
         self.bank, self.queries, self.device, self.knn_k = bank, queries, device, knn_k
